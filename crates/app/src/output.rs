@@ -1,0 +1,130 @@
+//! How the CLI shows progress and results: a bar on stderr, or JSON lines on stdout.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use graver_writer::{CancelToken, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Sizes as people read them: "1.5 GiB", "512 KiB", "17 bytes".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// "1:05" or "0:07" for a time left.
+fn clock(secs: f64) -> String {
+    let secs = secs.max(0.0).round() as u64;
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// Prints one JSON object on its own line on stdout.
+pub fn json_line<T: Serialize>(value: &T) {
+    let mut out = std::io::stdout().lock();
+    if serde_json::to_writer(&mut out, value).is_ok() {
+        let _ = writeln!(out);
+        let _ = out.flush();
+    }
+}
+
+#[derive(Serialize)]
+struct ProgressLine<'a> {
+    r#type: &'static str,
+    #[serde(flatten)]
+    progress: &'a Progress,
+}
+
+/// Where progress goes.
+pub enum Reporter {
+    /// An indicatif bar on stderr.
+    Bar(ProgressBar),
+    /// JSON lines on stdout.
+    Json,
+}
+
+const BAR_SCALE: u64 = 10_000;
+
+impl Reporter {
+    /// A bar, or JSON lines when `json` is set.
+    pub fn new(json: bool) -> Self {
+        if json {
+            return Self::Json;
+        }
+        let bar = ProgressBar::with_draw_target(Some(BAR_SCALE), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{prefix:>10} [{bar:32}] {percent:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self::Bar(bar)
+    }
+
+    /// Shows one progress snapshot.
+    pub fn show(&self, progress: &Progress) {
+        match self {
+            Self::Json => json_line(&ProgressLine {
+                r#type: "progress",
+                progress,
+            }),
+            Self::Bar(bar) => {
+                bar.set_prefix(progress.phase.label());
+                bar.set_position((progress.fraction * BAR_SCALE as f64) as u64);
+                let total = if progress.total.is_exact() {
+                    human_bytes(progress.total.bytes())
+                } else {
+                    format!("about {}", human_bytes(progress.total.bytes()))
+                };
+                let mut message = format!(
+                    "{} of {}  {}/s",
+                    human_bytes(progress.bytes),
+                    total,
+                    human_bytes(progress.rate as u64)
+                );
+                if let Some(eta) = progress.eta_secs {
+                    message.push_str(&format!("  {} left", clock(eta)));
+                }
+                bar.set_message(message);
+            }
+        }
+    }
+
+    /// Removes the bar before the result is printed.
+    pub fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+static INTERRUPT: std::sync::OnceLock<CancelToken> = std::sync::OnceLock::new();
+
+/// Makes the first Ctrl-C cancel `token` cleanly; a second one ends the process at once.
+pub fn cancel_on_interrupt(token: &CancelToken) {
+    let _ = INTERRUPT.set(token.clone());
+    #[cfg(unix)]
+    {
+        extern "C" fn on_signal(_: libc::c_int) {
+            if let Some(token) = INTERRUPT.get() {
+                token.cancel();
+            }
+        }
+        // SAFETY: the handler only performs an atomic store through a token set before installation.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigaction(libc::SIGINT, &raw const action, std::ptr::null_mut());
+            libc::sigaction(libc::SIGTERM, &raw const action, std::ptr::null_mut());
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Opening a write target, whatever it is.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::{MIN_BLOCK_SIZE, io_error};
+
+/// What a [`Target`] is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// A whole raw block device.
+    BlockDevice,
+    /// A regular file, created or overwritten on request.
+    File,
+}
+
+/// How a target is to be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Open for writing (and reading back). A regular file that exists is
+    /// refused unless `overwrite_file` is set.
+    Write {
+        /// Truncate an existing regular file instead of refusing it.
+        overwrite_file: bool,
+    },
+    /// Open for reading only, to compare with an image.
+    Read,
+}
+
+/// Everything that can go wrong while finding or opening a target.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// The path does not exist and the access does not create it.
+    #[error("{}: no such device or file", .0.display())]
+    NotFound(PathBuf),
+    /// The path is something that cannot take an image (a directory, a character device, a socket).
+    #[error("{}: not a block device or regular file ({kind})", .path.display())]
+    NotWritable {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A regular file exists and overwriting was not asked for.
+    #[error(
+        "{}: the file already exists; Graver never truncates a file silently (remove it or pass --overwrite)",
+        .0.display()
+    )]
+    FileExists(PathBuf),
+    /// The device is read-only (write-protect switch, `losetup -r`, or a read-only medium).
+    #[error("{}: the drive is read-only (check its write-protect switch)", .0.display())]
+    ReadOnly(PathBuf),
+    /// Something holds the device: a mounted partition or another program.
+    #[error(
+        "{}: the drive is busy: a partition is still mounted or another program has it open; unmount it and try again",
+        .0.display()
+    )]
+    Busy(PathBuf),
+    /// Opening raw devices needs rights the process does not have.
+    #[error("{}: permission denied; writing to a drive needs administrator rights", .0.display())]
+    PermissionDenied(PathBuf),
+    /// Raw devices on this operating system are not supported yet.
+    #[error("{}: writing to raw devices is not supported on this OS yet", .0.display())]
+    Unsupported(PathBuf),
+    /// Any other I/O error, with the path it happened on.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An opened target: a device or file ready for aligned positional I/O.
+#[derive(Debug)]
+pub struct Target {
+    file: File,
+    path: PathBuf,
+    kind: TargetKind,
+    capacity: Option<u64>,
+    block_size: usize,
+}
+
+impl Target {
+    /// The open file or device handle.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this is a device or a regular file.
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    /// How many bytes fit: the device size, or `None` for a file, which grows.
+    pub fn capacity(&self) -> Option<u64> {
+        self.capacity
+    }
+
+    /// The unit every write offset and length is a multiple of (at least [`MIN_BLOCK_SIZE`]).
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Ends a write: a file is cut to `image_len` (the engine pads the last block),
+    /// a device has its partition table re-read so the new partitions appear.
+    ///
+    /// # Errors
+    /// When truncating the file fails. A failed re-read of the partition table
+    /// is not an error: the data is on the device, and the kernel reads the
+    /// table again the next time the drive is plugged in.
+    pub fn finish(&self, image_len: u64) -> Result<(), DriveError> {
+        match self.kind {
+            TargetKind::File => self
+                .file
+                .set_len(image_len)
+                .and_then(|()| self.file.sync_all())
+                .map_err(|e| io_error(&self.path, e)),
+            TargetKind::BlockDevice => {
+                #[cfg(target_os = "linux")]
+                crate::linux::reread_partitions(&self.file);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A short human description of a target for confirmations: model and size where known.
+pub fn describe(path: &Path) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::linux::model(path)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Opens `path` as a target for `access`.
+///
+/// # Errors
+/// A specific [`DriveError`] for a missing path, a directory, an existing file
+/// without `overwrite_file`, a read-only or busy device, missing rights, or an
+/// OS whose raw devices are not supported yet.
+pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(path, e)),
+    };
+    let Some(metadata) = metadata else {
+        return match access {
+            Access::Write { .. } => open_new_file(path),
+            Access::Read => Err(DriveError::NotFound(path.to_path_buf())),
+        };
+    };
+    if metadata.is_file() {
+        return open_existing_file(path, access, metadata.len());
+    }
+    if metadata.is_dir() {
+        return Err(DriveError::NotWritable {
+            path: path.to_path_buf(),
+            kind: "a directory",
+        });
+    }
+    if is_block_device(&metadata) {
+        return open_device(path, access);
+    }
+    Err(DriveError::NotWritable {
+        path: path.to_path_buf(),
+        kind: "a special file",
+    })
+}
+
+fn open_new_file(path: &Path) -> Result<Target, DriveError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    Ok(file_target(file, path, None))
+}
+
+fn open_existing_file(path: &Path, access: Access, len: u64) -> Result<Target, DriveError> {
+    let file = match access {
+        Access::Read => File::open(path).map_err(|e| io_error(path, e))?,
+        Access::Write { overwrite_file: false } => return Err(DriveError::FileExists(path.to_path_buf())),
+        Access::Write { overwrite_file: true } => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| io_error(path, e))?,
+    };
+    let capacity = matches!(access, Access::Read).then_some(len);
+    Ok(file_target(file, path, capacity))
+}
+
+fn file_target(file: File, path: &Path, capacity: Option<u64>) -> Target {
+    Target {
+        file,
+        path: path.to_path_buf(),
+        kind: TargetKind::File,
+        capacity,
+        block_size: MIN_BLOCK_SIZE,
+    }
+}
+
+#[cfg(unix)]
+fn is_block_device(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_block_device()
+}
+
+#[cfg(not(unix))]
+fn is_block_device(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(target_os = "linux")]
+fn open_device(path: &Path, access: Access) -> Result<Target, DriveError> {
+    let (file, capacity, logical) = crate::linux::open_device(path, matches!(access, Access::Write { .. }))?;
+    Ok(Target {
+        file,
+        path: path.to_path_buf(),
+        kind: TargetKind::BlockDevice,
+        capacity: Some(capacity),
+        block_size: logical.max(MIN_BLOCK_SIZE),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_device(path: &Path, _access: Access) -> Result<Target, DriveError> {
+    let _ = crate::size_by_seek;
+    Err(DriveError::Unsupported(path.to_path_buf()))
+}

@@ -1,0 +1,144 @@
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Format;
+
+/// A stream of the decompressed bytes of an image.
+///
+/// Errors caused by corrupt or truncated input come out of [`Read::read`] as
+/// [`io::ErrorKind::InvalidData`] with a message that names the format, such as
+/// "the xz data is corrupt: …" or "the gzip stream ends early: the file is truncated";
+/// any other kind means reading the file itself failed.
+pub struct ImageReader {
+    inner: Box<dyn Read + Send>,
+    consumed: Arc<AtomicU64>,
+}
+
+impl ImageReader {
+    pub(crate) fn new(inner: Box<dyn Read + Send>, consumed: Arc<AtomicU64>) -> ImageReader {
+        ImageReader { inner, consumed }
+    }
+
+    /// A shared counter of how many bytes of the file on disk (compressed bytes) have been
+    /// consumed so far; compare it with [`Image::file_size`](crate::Image::file_size) for progress.
+    pub fn consumed(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.consumed)
+    }
+}
+
+impl Read for ImageReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl fmt::Debug for ImageReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageReader")
+            .field("consumed", &self.consumed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Marks an error that came from reading the file itself, so the layer that names
+/// decoder errors after the format can let it through unchanged.
+#[derive(Debug)]
+struct SourceError(io::Error);
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reading the image file failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// The image file, publishing the position reached in it to a shared counter.
+pub(crate) struct CountingFile {
+    file: File,
+    position: u64,
+    consumed: Arc<AtomicU64>,
+}
+
+impl CountingFile {
+    pub(crate) fn new(file: File, consumed: Arc<AtomicU64>) -> CountingFile {
+        CountingFile {
+            file,
+            position: 0,
+            consumed,
+        }
+    }
+}
+
+fn mark(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::Interrupted {
+        return e;
+    }
+    io::Error::new(e.kind(), SourceError(e))
+}
+
+impl Read for CountingFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf).map_err(mark)?;
+        self.position += n as u64;
+        self.consumed.store(self.position, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Seek for CountingFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.position = self.file.seek(pos).map_err(mark)?;
+        self.consumed.store(self.position, Ordering::Relaxed);
+        Ok(self.position)
+    }
+}
+
+/// Gives decoder errors a message that names the format and the kind
+/// [`io::ErrorKind::InvalidData`], so callers can tell bad input from failing I/O.
+pub(crate) struct NamedErrors<R> {
+    inner: R,
+    format: Format,
+}
+
+impl<R> NamedErrors<R> {
+    pub(crate) fn new(inner: R, format: Format) -> NamedErrors<R> {
+        NamedErrors { inner, format }
+    }
+}
+
+impl<R: Read> Read for NamedErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| name_error(e, self.format))
+    }
+}
+
+fn name_error(e: io::Error, format: Format) -> io::Error {
+    if e.kind() == io::ErrorKind::Interrupted || matches!(e.get_ref(), Some(inner) if inner.is::<SourceError>()) {
+        return e;
+    }
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the {format} stream ends early: the file is truncated ({e})"),
+        );
+    }
+    io::Error::new(io::ErrorKind::InvalidData, format!("the {format} data is corrupt: {e}"))
+}
+
+/// An error for data that ends before its format says it should.
+pub(crate) fn truncated(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, what.to_owned())
+}
+
+/// An error for data that breaks its format's rules.
+pub(crate) fn invalid(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}

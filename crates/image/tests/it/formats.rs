@@ -1,0 +1,187 @@
+//! Every format decodes to the original bytes, with the right format and size.
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+
+use graver_image::{Format, Image, ImageError, ImageSize};
+
+use crate::util::{fixtures, read_all};
+
+/// Opens a fixture, checks its format and size, and checks it decodes to `expected`.
+fn check(name: &str, format: Format, size: ImageSize, expected: &[u8]) -> Image {
+    let path = fixtures().path(name);
+    let image = Image::open(&path).unwrap();
+    assert_eq!(image.format(), format, "{name}");
+    assert_eq!(image.size(), size, "{name}");
+    assert_eq!(image.file_size(), std::fs::metadata(&path).unwrap().len());
+    let decoded = read_all(&path).unwrap();
+    assert_eq!(decoded.len(), expected.len(), "{name}: length");
+    assert!(decoded == expected, "{name}: content differs");
+    image
+}
+
+fn both() -> Vec<u8> {
+    let fixtures = fixtures();
+    [fixtures.data.as_slice(), fixtures.other.as_slice()].concat()
+}
+
+fn len(bytes: &[u8]) -> u64 {
+    bytes.len() as u64
+}
+
+#[test]
+fn raw_is_exact_and_read_verbatim() {
+    let data = &fixtures().data;
+    let image = check("image.img", Format::Raw, ImageSize::Exact(len(data)), data);
+    assert_eq!(image.inner_name(), None);
+}
+
+#[test]
+fn gzip_size_comes_from_the_trailer_as_an_estimate() {
+    let data = &fixtures().data;
+    check("image.img.gz", Format::Gzip, ImageSize::Estimate(len(data)), data);
+}
+
+#[test]
+fn gzip_members_are_all_read() {
+    let expected = both();
+    // Only the last member's trailer is read, so the estimate is rough.
+    let image = Image::open(fixtures().path("members.gz")).unwrap();
+    assert!(!image.size().is_exact());
+    check("members.gz", Format::Gzip, image.size(), &expected);
+}
+
+#[test]
+fn bzip2_streams_are_all_read() {
+    let data = &fixtures().data;
+    let single = Image::open(fixtures().path("image.img.bz2")).unwrap();
+    assert_eq!(single.size(), ImageSize::Estimate(single.file_size() * 5));
+    check("image.img.bz2", Format::Bzip2, single.size(), data);
+    let joined = Image::open(fixtures().path("streams.bz2")).unwrap();
+    check("streams.bz2", Format::Bzip2, joined.size(), &both());
+}
+
+#[test]
+fn multi_block_xz_named_img_is_xz_with_exact_size() {
+    let data = &fixtures().data;
+    check("blocks.img", Format::Xz, ImageSize::Exact(len(data)), data);
+}
+
+#[test]
+fn single_block_xz_decodes() {
+    let data = &fixtures().data;
+    check("image.img.xz", Format::Xz, ImageSize::Exact(len(data)), data);
+}
+
+#[test]
+fn concatenated_xz_streams_are_sized_and_read() {
+    let expected = both();
+    check("streams.xz", Format::Xz, ImageSize::Exact(len(&expected)), &expected);
+}
+
+#[test]
+fn zstd_from_a_file_records_its_size() {
+    let data = &fixtures().data;
+    check("image.img.zst", Format::Zstd, ImageSize::Exact(len(data)), data);
+}
+
+#[test]
+fn zstd_from_a_pipe_has_an_estimated_size() {
+    let data = &fixtures().data;
+    let image = Image::open(fixtures().path("piped.zst")).unwrap();
+    assert!(!image.size().is_exact());
+    assert!(image.size().bytes() > 0);
+    check("piped.zst", Format::Zstd, image.size(), data);
+}
+
+#[test]
+fn zstd_frames_are_all_read() {
+    let expected = both();
+    check("frames.zst", Format::Zstd, ImageSize::Exact(len(&expected)), &expected);
+}
+
+#[test]
+fn zstd_behind_a_skippable_frame_is_detected_and_read() {
+    let data = &fixtures().data;
+    check("skippable.zst", Format::Zstd, ImageSize::Exact(len(data)), data);
+}
+
+#[test]
+fn zip_picks_the_image_over_the_readme() {
+    let data = &fixtures().data;
+    let image = check("image.zip", Format::Zip, ImageSize::Exact(len(data)), data);
+    assert_eq!(image.inner_name(), Some("image.img"));
+}
+
+#[test]
+fn stored_zip_entry_is_read() {
+    let data = &fixtures().data;
+    check("stored.zip", Format::Zip, ImageSize::Exact(len(data)), data);
+}
+
+#[test]
+fn zip_with_two_images_is_ambiguous_and_names_both() {
+    let error = Image::open(fixtures().path("two.zip")).unwrap_err();
+    let message = error.to_string();
+    match error {
+        ImageError::ZipAmbiguous { mut candidates, .. } => {
+            candidates.sort();
+            assert_eq!(candidates, ["image.img", "second.img"]);
+        }
+        other => panic!("expected ZipAmbiguous, got {other:?}"),
+    }
+    assert!(
+        message.contains("image.img") && message.contains("second.img"),
+        "{message}"
+    );
+}
+
+#[test]
+fn zip_with_only_a_readme_has_no_image() {
+    let error = Image::open(fixtures().path("readme.zip")).unwrap_err();
+    assert!(matches!(error, ImageError::ZipNoImage { .. }), "{error:?}");
+}
+
+#[test]
+fn each_reader_starts_at_the_beginning_and_counts_consumed_bytes() {
+    let fixtures = fixtures();
+    for name in ["image.img", "blocks.img", "image.img.gz", "image.zip"] {
+        let image = Image::open(fixtures.path(name)).unwrap();
+        for _ in 0..2 {
+            let mut reader = image.reader().unwrap();
+            let consumed = reader.consumed();
+            let mut first = vec![0u8; 4096];
+            reader.read_exact(&mut first).unwrap();
+            assert_eq!(first, fixtures.data[..4096], "{name}");
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest.len() + 4096, fixtures.data.len(), "{name}");
+            let consumed = consumed.load(Ordering::Relaxed);
+            assert!(consumed > 0 && consumed <= image.file_size(), "{name}: {consumed}");
+            if name != "image.zip" {
+                // Everything but a zip (whose directory follows the data) is read to its end.
+                assert_eq!(consumed, image.file_size(), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn missing_empty_and_directory_paths_have_their_own_errors() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("nope.img");
+    let error = Image::open(&missing).unwrap_err();
+    assert!(
+        matches!(&error, ImageError::NotFound(path) if *path == missing),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("nope.img"));
+
+    let empty = scratch.path().join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    let error = Image::open(&empty).unwrap_err();
+    assert!(matches!(&error, ImageError::Empty(path) if *path == empty), "{error:?}");
+
+    let error = Image::open(scratch.path()).unwrap_err();
+    assert!(matches!(error, ImageError::IsDirectory(_)), "{error:?}");
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real archives made with the real tools at test time.
+
+#![allow(clippy::unwrap_used)]
+
+mod checksums;
+mod damage;
+mod formats;
+mod util;

@@ -1,0 +1,655 @@
+//! The write pipeline: one reader, one hasher and one writer per device, joined
+//! by bounded channels of shared, recycled, aligned buffers.
+//!
+//! ```text
+//! reader (decompress) ──Arc<Chunk>──▶ writer 0 ─▶ device 0     then per device:
+//!        │            ──Arc<Chunk>──▶ writer 1 ─▶ device 1       read back + compare digests,
+//!        └────────────Arc<Chunk>──▶ hasher (SHA-256, xxh3)       write the first MiB, finish
+//! ```
+//!
+//! A buffer returns to the pool when the last of its users drops it, so the
+//! slowest consumer sets the pace and memory stays fixed.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use graver_image::ImageSize;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::buffer::{AlignedBuf, Chunk, Pool, round_up};
+use crate::progress::{DeviceState, Phase, Progress, Tracker, run_ticker};
+use crate::{Device, Source, WriteError};
+
+/// Size of one transfer: the `bs=4M` of the manual's `dd`.
+pub const CHUNK_SIZE: usize = 4 << 20;
+/// The first bytes of an image (partition tables, boot code) are written last.
+pub const HOLD_BACK: u64 = 1 << 20;
+/// Granularity of the verification digests.
+const REGION: usize = 1 << 20;
+/// Buffers in flight between the reader and the slowest consumer.
+const POOL_BUFFERS: usize = 6;
+
+/// A flag that stops a job at the next chunk boundary.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the job to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What to do besides writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Read every device back and compare it with what was written.
+    pub verify: bool,
+    /// Compute the SHA-256 of the image on the way (on its own thread).
+    pub sha256: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            verify: true,
+            sha256: true,
+        }
+    }
+}
+
+/// How one device fared.
+#[derive(Debug)]
+pub struct DeviceReport {
+    /// The device's name.
+    pub name: String,
+    /// `Ok(true)` written and verified, `Ok(false)` written without verification.
+    pub result: Result<bool, WriteError>,
+}
+
+/// The outcome of [`write`].
+#[derive(Debug)]
+pub struct WriteReport {
+    /// Bytes of image written to each successful device.
+    pub image_len: u64,
+    /// SHA-256 of the decompressed image, when asked for and the image was read to the end.
+    pub sha256: Option<[u8; 32]>,
+    /// One entry per device, in the order given.
+    pub devices: Vec<DeviceReport>,
+    /// Wall time of the whole job.
+    pub elapsed: Duration,
+}
+
+impl WriteReport {
+    /// The first device error, if any device failed.
+    pub fn first_error(&self) -> Option<&WriteError> {
+        self.devices.iter().find_map(|d| d.result.as_ref().err())
+    }
+}
+
+/// The outcome of [`compare`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CompareReport {
+    /// Bytes of image compared, all equal.
+    pub image_len: u64,
+}
+
+enum Msg {
+    Chunk(Arc<Chunk>),
+    End,
+}
+
+/// Digests of everything that was written, from the hasher thread.
+struct Digests {
+    sha256: Option<[u8; 32]>,
+    regions: Vec<u64>,
+}
+
+/// Writes `source` to every device, verifies each (if asked), then writes each
+/// device's first MiB and finishes it.
+///
+/// A device that fails is dropped and reported in its [`DeviceReport`] while
+/// the others go on. An image whose exact size exceeds a device is refused for
+/// that device before a byte is written.
+///
+/// # Errors
+/// Only failures that concern every device: an unreadable or corrupt image
+/// ([`WriteError::BadImage`], [`WriteError::SourceIo`]) and cancellation.
+pub fn write(
+    source: &dyn Source,
+    devices: &mut [&mut dyn Device],
+    options: WriteOptions,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+    cancel: &CancelToken,
+) -> Result<WriteReport, WriteError> {
+    let start = Instant::now();
+    let opened = source.open().map_err(WriteError::from_source)?;
+    let tracker = Tracker::new(
+        devices.iter().map(|d| d.name()).collect(),
+        Arc::clone(&opened.consumed),
+        source.file_size(),
+        source.size(),
+    );
+    let block = devices.iter().map(|d| d.block_size()).max().unwrap_or(4096).max(4096);
+
+    let mut results: Vec<Option<Result<bool, WriteError>>> = devices.iter().map(|_| None).collect();
+    if let ImageSize::Exact(needed) = source.size() {
+        for (i, device) in devices.iter().enumerate() {
+            if let Some(capacity) = device.capacity().filter(|&c| c < needed) {
+                results[i] = Some(Err(WriteError::TooSmall {
+                    device: device.name(),
+                    needed,
+                    capacity,
+                }));
+                tracker.devices[i].set_phase(Phase::Failed);
+            }
+        }
+    }
+
+    let (stop_ticker, ticker_stop) = crossbeam_channel::bounded::<()>(0);
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| run_ticker(&tracker, &ticker_stop, on_progress));
+        let outcome = pipeline(
+            opened.reader,
+            devices,
+            &mut results,
+            &tracker,
+            options,
+            block,
+            source,
+            cancel,
+        );
+        drop(stop_ticker);
+        outcome
+    });
+    let sha256 = match outcome {
+        Ok(sha256) => sha256,
+        Err(error) => {
+            finish_progress(&tracker, on_progress);
+            return Err(error);
+        }
+    };
+    finish_progress(&tracker, on_progress);
+    let devices = devices
+        .iter()
+        .zip(results)
+        .map(|(d, r)| DeviceReport {
+            name: d.name(),
+            result: r.unwrap_or(Err(WriteError::SourceFailed)),
+        })
+        .collect();
+    Ok(WriteReport {
+        image_len: tracker.image_len.load(Ordering::Relaxed),
+        sha256,
+        devices,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn finish_progress(tracker: &Tracker, on_progress: &(dyn Fn(&Progress) + Sync)) {
+    tracker.ended.store(true, Ordering::Relaxed);
+    on_progress(&tracker.snapshot());
+}
+
+/// Runs the three stages; fills `results` for every device that was not refused up front.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one internal call site; a struct would only rename them"
+)]
+fn pipeline(
+    reader: Box<dyn Read + Send>,
+    devices: &mut [&mut dyn Device],
+    results: &mut [Option<Result<bool, WriteError>>],
+    tracker: &Tracker,
+    options: WriteOptions,
+    block: usize,
+    source: &dyn Source,
+    cancel: &CancelToken,
+) -> Result<Option<[u8; 32]>, WriteError> {
+    let pool = Pool::new(POOL_BUFFERS, CHUNK_SIZE, block);
+    let mut senders = Vec::new();
+    let mut held = Vec::new();
+    let (hash_tx, hash_rx) = crossbeam_channel::bounded(POOL_BUFFERS);
+
+    let (read_result, digests) = std::thread::scope(|scope| {
+        let mut writers = Vec::new();
+        for ((device, result), state) in devices.iter_mut().zip(results.iter()).zip(&tracker.devices) {
+            if result.is_some() {
+                continue;
+            }
+            let (tx, rx) = crossbeam_channel::bounded(POOL_BUFFERS);
+            senders.push(tx);
+            let device: &mut dyn Device = &mut **device;
+            writers.push(scope.spawn(move || write_stage(device, &rx, state, block, cancel)));
+        }
+        let hasher = scope.spawn(move || hash_stage(&hash_rx, options.sha256));
+        let read_result = read_stage(reader, &pool, &senders, &hash_tx, tracker, block, cancel);
+        drop(senders);
+        drop(hash_tx);
+        for writer in writers {
+            held.push(writer.join().unwrap_or_else(|_| Err(WriteError::SourceFailed)));
+        }
+        (read_result, hasher.join().ok())
+    });
+    drop(pool);
+    let image_len = read_result?;
+    tracker.image_len.store(image_len, Ordering::Relaxed);
+    let digests = digests.unwrap_or(Digests {
+        sha256: None,
+        regions: Vec::new(),
+    });
+
+    let mut held = held.into_iter();
+    std::thread::scope(|scope| {
+        let mut finishers = Vec::new();
+        for ((device, result), state) in devices.iter_mut().zip(results.iter_mut()).zip(&tracker.devices) {
+            if result.is_some() {
+                continue;
+            }
+            let Some(first) = held.next() else { break };
+            let digests = &digests;
+            let device: &mut dyn Device = &mut **device;
+            finishers.push((
+                result,
+                state,
+                scope.spawn(move || {
+                    let first = first?;
+                    finish_device(
+                        device,
+                        &first,
+                        image_len,
+                        digests,
+                        state,
+                        options.verify,
+                        block,
+                        source,
+                        cancel,
+                    )
+                }),
+            ));
+        }
+        for (result, state, finisher) in finishers {
+            let outcome = finisher.join().unwrap_or(Err(WriteError::SourceFailed));
+            if outcome.is_ok() {
+                state.bytes.store(image_len, Ordering::Relaxed);
+                state.set_phase(Phase::Done);
+            } else {
+                state.set_phase(Phase::Failed);
+            }
+            *result = Some(outcome.map(|()| options.verify));
+        }
+    });
+    if cancel.is_cancelled() {
+        return Err(WriteError::Cancelled);
+    }
+    Ok(digests.sha256)
+}
+
+/// Fills `buf` from `reader` until it is full or the stream ends; returns the byte count.
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads the image into pooled chunks and hands each to every writer and the hasher; returns the image length.
+fn read_stage(
+    mut reader: Box<dyn Read + Send>,
+    pool: &Pool,
+    writers: &[Sender<Msg>],
+    hasher: &Sender<Msg>,
+    tracker: &Tracker,
+    block: usize,
+    cancel: &CancelToken,
+) -> Result<u64, WriteError> {
+    for state in &tracker.devices {
+        if state.phase() == Phase::Preparing {
+            state.set_phase(Phase::Writing);
+        }
+    }
+    let mut offset = 0u64;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(WriteError::Cancelled);
+        }
+        let Some(mut buf) = pool.take() else {
+            return Err(WriteError::SourceFailed);
+        };
+        let len = fill(&mut reader, &mut buf).map_err(WriteError::from_source)?;
+        if len == 0 {
+            break;
+        }
+        let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(len);
+        buf[len..padded].fill(0);
+        let chunk = Arc::new(Chunk::new(buf, offset, len, padded, pool.recycler()));
+        let mut delivered = false;
+        for writer in writers {
+            delivered |= writer.send(Msg::Chunk(Arc::clone(&chunk))).is_ok();
+        }
+        if !delivered {
+            // Every writer has failed and reported why; reading on would be wasted work.
+            return Ok(offset);
+        }
+        let _ = hasher.send(Msg::Chunk(chunk));
+        offset += len as u64;
+        if len < CHUNK_SIZE {
+            break;
+        }
+    }
+    for writer in writers {
+        let _ = writer.send(Msg::End);
+    }
+    let _ = hasher.send(Msg::End);
+    Ok(offset)
+}
+
+/// Writes every chunk except the first MiB, which it keeps; returns that first MiB.
+fn write_stage(
+    device: &mut dyn Device,
+    chunks: &Receiver<Msg>,
+    state: &DeviceState,
+    block: usize,
+    cancel: &CancelToken,
+) -> Result<AlignedBuf, WriteError> {
+    let mut first = AlignedBuf::new(usize::try_from(HOLD_BACK).unwrap_or(1 << 20), block);
+    let outcome = (|| {
+        loop {
+            let chunk = match chunks.recv() {
+                Ok(Msg::Chunk(chunk)) => chunk,
+                Ok(Msg::End) => break,
+                Err(_) => return Err(WriteError::SourceFailed),
+            };
+            if cancel.is_cancelled() {
+                return Err(WriteError::Cancelled);
+            }
+            let end = chunk.offset + chunk.len as u64;
+            if let Some(capacity) = device.capacity().filter(|&c| c < end) {
+                return Err(WriteError::TooSmall {
+                    device: device.name(),
+                    needed: end,
+                    capacity,
+                });
+            }
+            let padded = chunk.padded();
+            let skip =
+                usize::try_from(HOLD_BACK.saturating_sub(chunk.offset)).map_or(padded.len(), |s| s.min(padded.len()));
+            if skip > 0 {
+                let at = usize::try_from(chunk.offset).unwrap_or(0);
+                first[at..at + skip].copy_from_slice(&padded[..skip]);
+            }
+            if skip < padded.len() {
+                let offset = chunk.offset + skip as u64;
+                device
+                    .write_at(offset, &padded[skip..])
+                    .map_err(|source| WriteError::Write {
+                        device: device.name(),
+                        offset,
+                        source,
+                    })?;
+            }
+            state.bytes.store(end, Ordering::Relaxed);
+        }
+        device.sync().map_err(|source| WriteError::Finish {
+            device: device.name(),
+            source,
+        })
+    })();
+    if outcome.is_err() {
+        state.set_phase(Phase::Failed);
+    }
+    outcome.map(|()| first)
+}
+
+/// Computes the SHA-256 of the image and an xxh3 digest of every 1 MiB region.
+fn hash_stage(chunks: &Receiver<Msg>, want_sha256: bool) -> Digests {
+    let mut sha = want_sha256.then(Sha256::new);
+    let mut regions = Vec::new();
+    while let Ok(Msg::Chunk(chunk)) = chunks.recv() {
+        let data = chunk.data();
+        if let Some(sha) = sha.as_mut() {
+            sha.update(data);
+        }
+        regions.extend(data.chunks(REGION).map(xxh3_64));
+    }
+    Digests {
+        sha256: sha.map(|s| s.finalize().into()),
+        regions,
+    }
+}
+
+/// Verifies the body, writes and verifies the first MiB, and finishes the device.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one internal call site; a struct would only rename them"
+)]
+fn finish_device(
+    device: &mut dyn Device,
+    first: &AlignedBuf,
+    image_len: u64,
+    digests: &Digests,
+    state: &DeviceState,
+    verify: bool,
+    block: usize,
+    source: &dyn Source,
+    cancel: &CancelToken,
+) -> Result<(), WriteError> {
+    let mut buf = AlignedBuf::new(CHUNK_SIZE, block);
+    let held_len = image_len.min(HOLD_BACK);
+    if verify {
+        state.set_phase(Phase::Verifying);
+        state.bytes.store(held_len, Ordering::Relaxed);
+        verify_range(device, &mut buf, held_len, image_len, digests, state, source, cancel)?;
+    }
+    if cancel.is_cancelled() {
+        return Err(WriteError::Cancelled);
+    }
+    state.set_phase(Phase::Finishing);
+    let held_padded = usize::try_from(round_up(held_len, block)).unwrap_or(0);
+    let name = device.name();
+    let finish_error = |source| WriteError::Finish {
+        device: name.clone(),
+        source,
+    };
+    if held_padded > 0 {
+        device
+            .write_at(0, &first[..held_padded])
+            .map_err(|source| WriteError::Write {
+                device: device.name(),
+                offset: 0,
+                source,
+            })?;
+        device.sync().map_err(finish_error)?;
+        if verify {
+            verify_range(device, &mut buf, 0, held_len, digests, state, source, cancel)?;
+        }
+    }
+    device.finish(image_len).map_err(finish_error)
+}
+
+/// Reads `[from, to)` back (from a region boundary) and compares it region by region with the digests.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one internal call site; a struct would only rename them"
+)]
+fn verify_range(
+    device: &mut dyn Device,
+    buf: &mut AlignedBuf,
+    from: u64,
+    to: u64,
+    digests: &Digests,
+    state: &DeviceState,
+    source: &dyn Source,
+    cancel: &CancelToken,
+) -> Result<(), WriteError> {
+    let block = device.block_size();
+    let mut offset = from;
+    while offset < to {
+        if cancel.is_cancelled() {
+            return Err(WriteError::Cancelled);
+        }
+        let len = (to - offset).min(CHUNK_SIZE as u64);
+        let padded = usize::try_from(round_up(len, block)).unwrap_or(CHUNK_SIZE);
+        let got = device
+            .read_at(offset, &mut buf[..padded])
+            .map_err(|source| WriteError::ReadBack {
+                device: device.name(),
+                offset,
+                source,
+            })?;
+        let len = usize::try_from(len).unwrap_or(CHUNK_SIZE);
+        if got < len {
+            return Err(WriteError::Mismatch {
+                device: device.name(),
+                offset: offset + got as u64,
+            });
+        }
+        for (i, region) in buf[..len].chunks(REGION).enumerate() {
+            let region_offset = offset + (i * REGION) as u64;
+            let index = usize::try_from(region_offset / REGION as u64).unwrap_or(usize::MAX);
+            if digests.regions.get(index) != Some(&xxh3_64(region)) {
+                let at = locate_difference(source, region_offset, region).unwrap_or(region_offset);
+                return Err(WriteError::Mismatch {
+                    device: device.name(),
+                    offset: at,
+                });
+            }
+        }
+        offset += len as u64;
+        state.bytes.store(offset, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Streams the image again up to `offset` to find the exact first byte where `found` differs from it.
+fn locate_difference(source: &dyn Source, offset: u64, found: &[u8]) -> Option<u64> {
+    let mut reader = source.open().ok()?.reader;
+    io::copy(&mut (&mut reader).take(offset), &mut io::sink()).ok()?;
+    let mut expected = vec![0; found.len()];
+    let n = fill(&mut reader, &mut expected).ok()?;
+    let same = expected[..n].iter().zip(found).take_while(|(a, b)| a == b).count();
+    Some(offset + same as u64)
+}
+
+/// Compares a device with an image without writing: streams the image and reads
+/// the device in step, stopping at the first differing byte.
+///
+/// # Errors
+/// [`WriteError::Mismatch`] with the first differing offset, [`WriteError::TooSmall`]
+/// when the device is smaller than the image, I/O and image errors, cancellation.
+pub fn compare(
+    source: &dyn Source,
+    device: &mut dyn Device,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+    cancel: &CancelToken,
+) -> Result<CompareReport, WriteError> {
+    if let (ImageSize::Exact(needed), Some(capacity)) = (source.size(), device.capacity())
+        && needed > capacity
+    {
+        return Err(WriteError::TooSmall {
+            device: device.name(),
+            needed,
+            capacity,
+        });
+    }
+    let opened = source.open().map_err(WriteError::from_source)?;
+    let tracker = Tracker::new(
+        vec![device.name()],
+        Arc::clone(&opened.consumed),
+        source.file_size(),
+        source.size(),
+    );
+    let block = device.block_size().max(4096);
+    let pool = Pool::new(POOL_BUFFERS, CHUNK_SIZE, block);
+    let (tx, rx) = crossbeam_channel::bounded(POOL_BUFFERS);
+    let (hash_tx, _) = crossbeam_channel::bounded(0);
+    let (stop_ticker, ticker_stop) = crossbeam_channel::bounded::<()>(0);
+    let state = &tracker.devices[0];
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| run_ticker(&tracker, &ticker_stop, on_progress));
+        let reader = scope.spawn(|| read_stage(opened.reader, &pool, &[tx], &hash_tx, &tracker, block, cancel));
+        state.set_phase(Phase::Verifying);
+        let compared = compare_stage(device, &rx, state, block, cancel);
+        drop(rx);
+        let read = reader.join().unwrap_or(Err(WriteError::SourceFailed));
+        drop(stop_ticker);
+        match (read, compared) {
+            (Err(e), _) if !matches!(e, WriteError::SourceFailed) => Err(e),
+            (_, Err(e)) => Err(e),
+            (Ok(len), Ok(())) => Ok(CompareReport { image_len: len }),
+            (Err(e), Ok(())) => Err(e),
+        }
+    });
+    state.set_phase(if outcome.is_ok() { Phase::Done } else { Phase::Failed });
+    finish_progress(&tracker, on_progress);
+    outcome
+}
+
+fn compare_stage(
+    device: &mut dyn Device,
+    chunks: &Receiver<Msg>,
+    state: &DeviceState,
+    block: usize,
+    cancel: &CancelToken,
+) -> Result<(), WriteError> {
+    let mut buf = AlignedBuf::new(CHUNK_SIZE, block);
+    loop {
+        let chunk = match chunks.recv() {
+            Ok(Msg::Chunk(chunk)) => chunk,
+            Ok(Msg::End) => return Ok(()),
+            Err(_) => return Err(WriteError::SourceFailed),
+        };
+        if cancel.is_cancelled() {
+            return Err(WriteError::Cancelled);
+        }
+        let end = chunk.offset + chunk.len as u64;
+        if let Some(capacity) = device.capacity().filter(|&c| c < end) {
+            return Err(WriteError::TooSmall {
+                device: device.name(),
+                needed: end,
+                capacity,
+            });
+        }
+        let got = device
+            .read_at(chunk.offset, &mut buf[..chunk.padded_len])
+            .map_err(|source| WriteError::ReadBack {
+                device: device.name(),
+                offset: chunk.offset,
+                source,
+            })?;
+        let expected = chunk.data();
+        let same = expected
+            .iter()
+            .zip(&buf[..got.min(expected.len())])
+            .take_while(|(a, b)| a == b)
+            .count();
+        if same < expected.len() {
+            return Err(WriteError::Mismatch {
+                device: device.name(),
+                offset: chunk.offset + same as u64,
+            });
+        }
+        state.bytes.store(end, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,46 @@
+//! Graver's write engine: a verbatim, verified copy of an image on one or more devices.
+//!
+//! The engine reads the image once. A reader thread decompresses it into 4 MiB
+//! buffers aligned to the devices' block size; every buffer is shared, without
+//! copying, by one writer thread per device and a hasher thread, and returns to
+//! a small fixed pool when the last of them is done with it. Memory use is thus
+//! bounded (six buffers), and the slowest stage sets the pace.
+//!
+//! The order of operations is what makes a stick trustworthy:
+//!
+//! 1. An image whose exact size exceeds a device is refused for that device
+//!    before a byte is written.
+//! 2. Everything but the first MiB is written (the tail zero-padded to the
+//!    block size) and synced. The first MiB — partition tables and boot code —
+//!    is held back in memory.
+//! 3. With verification on, the device is read back (direct I/O, so not from
+//!    the page cache) and each 1 MiB region is compared with the xxh3 digest
+//!    the hasher took of the bytes that were written. On a mismatch the image
+//!    is streamed once more to name the exact first differing byte.
+//! 4. Only then is the first MiB written, synced and verified, and the device
+//!    finished (partition table re-read, or a file cut to length).
+//!
+//! A cancelled or failed write therefore never leaves a stick that looks
+//! bootable. SHA-256, which people compare with published sums, is computed
+//! by the hasher off the write path.
+//!
+//! The engine is generic over [`Source`] and [`Device`], so it is tested in
+//! memory; [`graver_image::Image`] and [`graver_drives::Target`] are the real ones.
+
+mod buffer;
+mod device;
+mod engine;
+mod error;
+mod progress;
+mod source;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::device::Device;
+pub use crate::engine::{
+    CHUNK_SIZE, CancelToken, CompareReport, DeviceReport, HOLD_BACK, WriteOptions, WriteReport, compare, write,
+};
+pub use crate::error::{ErrorKind, WriteError};
+pub use crate::progress::{DeviceProgress, PROGRESS_INTERVAL, Phase, Progress};
+pub use crate::source::{Opened, Source};

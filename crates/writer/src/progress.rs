@@ -1,0 +1,237 @@
+//! Progress: shared counters the pipeline bumps, and the snapshots a ticker sends out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use graver_image::ImageSize;
+use serde::Serialize;
+
+/// How often progress is reported: more than four times a second.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Where a device is in its write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Opening the image and the devices.
+    Preparing,
+    /// Streaming the image onto the device (all but the first MiB).
+    Writing,
+    /// Reading the device back and comparing digests.
+    Verifying,
+    /// Writing the held-back first MiB, syncing, re-reading the partition table.
+    Finishing,
+    /// Done, successfully.
+    Done,
+    /// Stopped by an error or a cancellation.
+    Failed,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Preparing,
+            1 => Self::Writing,
+            2 => Self::Verifying,
+            3 => Self::Finishing,
+            4 => Self::Done,
+            _ => Self::Failed,
+        }
+    }
+
+    /// A lower-case word for people: "writing", "verifying", …
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Preparing => "preparing",
+            Self::Writing => "writing",
+            Self::Verifying => "verifying",
+            Self::Finishing => "finishing",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One device's state in a [`Progress`] snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceProgress {
+    /// The device's name (its path).
+    pub name: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Bytes of the image done in that phase (written, or read back).
+    pub bytes: u64,
+}
+
+/// A snapshot of a running job, sent at least four times a second.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    /// The phase of the slowest device still working.
+    pub phase: Phase,
+    /// Bytes done in that phase by the slowest device still working.
+    pub bytes: u64,
+    /// What `bytes` counts up to: exact, or an estimate while a compressed
+    /// image without a recorded size is being written.
+    pub total: ImageSize,
+    /// Fraction of the phase done, 0 to 1. While an estimated image is being
+    /// written it comes from the compressed bytes consumed, which is honest.
+    pub fraction: f64,
+    /// Recent throughput in bytes per second.
+    pub rate: f64,
+    /// Estimated seconds left in this phase, once there is enough to go on.
+    pub eta_secs: Option<f64>,
+    /// Every device, failed ones included.
+    pub devices: Vec<DeviceProgress>,
+}
+
+/// Counters for one device, updated by its threads.
+pub(crate) struct DeviceState {
+    pub(crate) name: String,
+    phase: AtomicU8,
+    pub(crate) bytes: AtomicU64,
+}
+
+impl DeviceState {
+    pub(crate) fn new(name: String) -> Self {
+        Self {
+            name,
+            phase: AtomicU8::new(Phase::Preparing as u8),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+}
+
+/// Everything the ticker reads to make a [`Progress`].
+pub(crate) struct Tracker {
+    pub(crate) devices: Vec<DeviceState>,
+    /// Compressed bytes consumed, and the file size they count towards.
+    pub(crate) consumed: Arc<AtomicU64>,
+    pub(crate) file_size: u64,
+    pub(crate) size: ImageSize,
+    /// The exact image length once the source has been read to the end (0 before).
+    pub(crate) image_len: AtomicU64,
+    pub(crate) ended: AtomicBool,
+}
+
+impl Tracker {
+    pub(crate) fn new(names: Vec<String>, consumed: Arc<AtomicU64>, file_size: u64, size: ImageSize) -> Self {
+        Self {
+            devices: names.into_iter().map(DeviceState::new).collect(),
+            consumed,
+            file_size,
+            size,
+            image_len: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    fn total(&self) -> ImageSize {
+        match self.image_len.load(Ordering::Relaxed) {
+            0 => self.size,
+            len => ImageSize::Exact(len),
+        }
+    }
+
+    /// A snapshot; `rate` and `eta_secs` are filled in by [`Ticker`].
+    pub(crate) fn snapshot(&self) -> Progress {
+        let devices: Vec<DeviceProgress> = self
+            .devices
+            .iter()
+            .map(|d| DeviceProgress {
+                name: d.name.clone(),
+                phase: d.phase(),
+                bytes: d.bytes.load(Ordering::Relaxed),
+            })
+            .collect();
+        let working = devices.iter().filter(|d| d.phase != Phase::Failed);
+        let slowest = working.min_by_key(|d| (d.phase, d.bytes));
+        let (phase, bytes) = slowest.map_or((Phase::Failed, 0), |d| (d.phase, d.bytes));
+        let total = self.total();
+        let fraction = match (phase, total) {
+            (Phase::Writing, ImageSize::Estimate(_)) if self.file_size > 0 => {
+                self.consumed.load(Ordering::Relaxed) as f64 / self.file_size as f64
+            }
+            (Phase::Done, _) => 1.0,
+            (_, t) if t.bytes() > 0 => bytes as f64 / t.bytes() as f64,
+            _ => 0.0,
+        };
+        Progress {
+            phase,
+            bytes,
+            total,
+            fraction: fraction.clamp(0.0, 1.0),
+            rate: 0.0,
+            eta_secs: None,
+            devices,
+        }
+    }
+}
+
+/// Turns successive snapshots into rates and times left.
+pub(crate) struct Ticker {
+    phase: Phase,
+    phase_start: Instant,
+    last: (Instant, u64),
+    rate: f64,
+}
+
+impl Ticker {
+    pub(crate) fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            phase: Phase::Preparing,
+            phase_start: now,
+            last: (now, 0),
+            rate: 0.0,
+        }
+    }
+
+    pub(crate) fn fill(&mut self, progress: &mut Progress) {
+        let now = Instant::now();
+        if progress.phase != self.phase {
+            self.phase = progress.phase;
+            self.phase_start = now;
+            self.last = (now, progress.bytes);
+            self.rate = 0.0;
+        }
+        let dt = now.duration_since(self.last.0).as_secs_f64();
+        if dt > 0.05 {
+            let instant = progress.bytes.saturating_sub(self.last.1) as f64 / dt;
+            // A short moving average: steady enough to read, quick to follow a slowing stick.
+            self.rate = if self.rate == 0.0 {
+                instant
+            } else {
+                0.7 * self.rate + 0.3 * instant
+            };
+            self.last = (now, progress.bytes);
+        }
+        progress.rate = self.rate;
+        let elapsed = now.duration_since(self.phase_start).as_secs_f64();
+        progress.eta_secs = (progress.fraction > 0.01 && progress.fraction < 1.0 && elapsed > 0.5)
+            .then(|| elapsed * (1.0 - progress.fraction) / progress.fraction);
+    }
+}
+
+/// Calls `on_progress` every [`PROGRESS_INTERVAL`] until `stop` is signalled or dropped.
+pub(crate) fn run_ticker(tracker: &Tracker, stop: &Receiver<()>, on_progress: &(dyn Fn(&Progress) + Sync)) {
+    let mut ticker = Ticker::new();
+    loop {
+        let mut progress = tracker.snapshot();
+        ticker.fill(&mut progress);
+        on_progress(&progress);
+        match stop.recv_timeout(PROGRESS_INTERVAL) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
