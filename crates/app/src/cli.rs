@@ -9,7 +9,12 @@ use crate::exit::EXIT_CODES_HELP;
 const TARGET_RULE: &str = "\
 DEVICE is a whole drive (/dev/sdX, /dev/mmcblkN, /dev/loopN) or a regular file. \
 A file that does not exist is created; an existing file is never truncated silently: \
-it is refused unless --overwrite is given.";
+it is refused unless --overwrite is given.
+
+Before writing, every partition of the drive is unmounted. Drives that are too small, \
+read-only or hold the image file are refused. System drives are refused unless --unsafe \
+is given and the drive's name is typed (or passed with --confirm-name). Drives that are \
+not removable or are larger than 128 GB need --yes or a confirmation naming the warning.";
 
 /// Write disk images verbatim to USB sticks and SD cards, and verify them.
 #[derive(Debug, Parser)]
@@ -29,6 +34,8 @@ pub enum Command {
     /// Print the SHA-256 of an image file and of the image inside it, and check a published checksum.
     #[command(after_help = EXIT_CODES_HELP)]
     Hash(HashArgs),
+    /// List the drives an image can be written to.
+    List(ListArgs),
     /// Compare a drive with an image without writing anything.
     #[command(after_help = EXIT_CODES_HELP)]
     Verify(VerifyArgs),
@@ -48,6 +55,20 @@ pub struct WriteArgs {
     /// Skip reading the drive back after writing.
     #[arg(long)]
     pub no_verify: bool,
+    /// Also compute the image's SHA-256 while writing (automatic when a published checksum is found
+    /// next to the image). It runs on its own thread but, at about 1.5 GB/s, can set the pace on fast drives.
+    #[arg(long)]
+    pub sha256: bool,
+    /// Allow writing to a system drive (one holding /, /boot, swap, /home, ...). The drive's name must
+    /// then also be typed at the prompt or given with --confirm-name.
+    #[arg(long = "unsafe")]
+    pub unsafe_mode: bool,
+    /// The name of the system drive being written in --unsafe mode (e.g. sda), for scripts.
+    #[arg(long, value_name = "NAME", requires = "unsafe_mode")]
+    pub confirm_name: Option<String>,
+    /// Eject (power off) the drive once it is written and verified.
+    #[arg(long)]
+    pub eject: bool,
     /// Allow an existing regular file as the target, truncating it.
     #[arg(long)]
     pub overwrite: bool,
@@ -75,6 +96,17 @@ pub struct VerifyArgs {
     #[arg(long = "against", value_name = "DEVICE")]
     pub against: PathBuf,
     /// Print one JSON object per line on stdout (progress, then the result).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `graver list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show every drive: system drives, fixed disks and loop devices too.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the list as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,16 +1,17 @@
 //! The subcommands: each returns the process's [`Exit`] code and prints its own messages.
 
-use std::io::{BufRead as _, Read, Write as _};
+use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use graver_drives::{Access, Target, TargetKind};
+use graver_drives::{Access, Ejected};
 use graver_image::{ChecksumVerdict, Image, PublishedChecksum, find_checksum, sha256_hex};
 use graver_writer::{CancelToken, Device, WriteOptions, WriteReport};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cli::{HashArgs, VerifyArgs, WriteArgs};
+use crate::choose::{Chosen, choose};
+use crate::cli::{HashArgs, ListArgs, VerifyArgs, WriteArgs};
 use crate::exit::Exit;
 use crate::output::{Reporter, cancel_on_interrupt, human_bytes, json_line};
 
@@ -59,24 +60,6 @@ fn describe_image(image: &Image) -> String {
             human_bytes(size.bytes()),
         )
     }
-}
-
-/// Asks on the terminal before a drive is erased; anything but "y"/"yes" declines.
-fn confirm(target: &Target, image: &Image) -> bool {
-    let model = graver_drives::describe(target.path()).unwrap_or_else(|| "unknown model".into());
-    let capacity = target.capacity().map(human_bytes).unwrap_or_default();
-    eprintln!("About to write {}", describe_image(image));
-    eprintln!(
-        "to {} ({model}, {capacity}). Everything on this drive will be erased.",
-        target.path().display()
-    );
-    eprint!("Continue? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 #[derive(Serialize)]
@@ -139,25 +122,20 @@ pub fn write(args: &WriteArgs) -> Exit {
         Ok(image) => image,
         Err(exit) => return exit,
     };
-    let access = Access::Write {
-        overwrite_file: args.overwrite,
+    let Chosen { mut target, drive } = match choose(args, &image) {
+        Ok(chosen) => chosen,
+        Err((exit, message)) => return fail(args.json, exit, &message),
     };
-    let mut target = match graver_drives::open_target(&args.to, access) {
-        Ok(target) => target,
-        Err(e) => return fail(args.json, Exit::from(&e), &e.to_string()),
-    };
-    if target.kind() == TargetKind::BlockDevice && !args.yes && !confirm(&target, &image) {
-        return fail(args.json, Exit::Refused, "not confirmed; nothing was written");
-    }
     let cancel = CancelToken::new();
     cancel_on_interrupt(&cancel);
     let reporter = Reporter::new(args.json);
     if !args.json {
         eprintln!("Writing {} to {}", describe_image(&image), target.path().display());
     }
+    let published = find_checksum(image.path());
     let options = WriteOptions {
         verify: !args.no_verify,
-        sha256: true,
+        sha256: args.sha256 || published.is_some(),
     };
     let devices: &mut [&mut dyn Device] = &mut [&mut target];
     let outcome = graver_writer::write(&image, devices, options, &|p| reporter.show(p), &cancel);
@@ -166,14 +144,26 @@ pub fn write(args: &WriteArgs) -> Exit {
         Ok(report) => report,
         Err(e) => return fail(args.json, Exit::from(&e), &e.to_string()),
     };
-    report_write(&image, &report, args.json)
+    let exit = report_write(&image, &report, published.as_ref(), args.json);
+    drop(target);
+    if exit == Exit::Success
+        && args.eject
+        && let Some(drive) = drive
+    {
+        match graver_drives::eject(&drive) {
+            Ok(Ejected::Ejected) if !args.json => eprintln!("{} was ejected: safe to remove", drive.path.display()),
+            Ok(Ejected::NotSupported(why)) if !args.json => eprintln!("{why}"),
+            Ok(_) => {}
+            Err(e) => return fail(args.json, Exit::Io, &e.to_string()),
+        }
+    }
+    exit
 }
 
-fn report_write(image: &Image, report: &WriteReport, json: bool) -> Exit {
+fn report_write(image: &Image, report: &WriteReport, published: Option<&PublishedChecksum>, json: bool) -> Exit {
     let exit = report.first_error().map_or(Exit::Success, Exit::from);
-    let published = find_checksum(image.path());
     // Only the decompressed image's digest is known here; a sum of the compressed file needs `graver hash`.
-    let verdict = match (&published, &report.sha256) {
+    let verdict = match (published, &report.sha256) {
         (Some(p), Some(sha)) if image.format() == graver_image::Format::Raw => Some(p.verdict(sha, Some(sha))),
         (Some(p), Some(sha)) if p.sha256 == *sha => Some(ChecksumVerdict::MatchesImage),
         _ => None,
@@ -187,7 +177,7 @@ fn report_write(image: &Image, report: &WriteReport, json: bool) -> Exit {
             format: image.format(),
             image_len: report.image_len,
             sha256: report.sha256.as_ref().map(sha256_hex),
-            checksum: published.as_ref().map(|p| checksum_line(p, verdict)),
+            checksum: published.map(|p| checksum_line(p, verdict)),
             elapsed_secs: report.elapsed.as_secs_f64(),
             devices: report
                 .devices
@@ -225,7 +215,7 @@ fn report_write(image: &Image, report: &WriteReport, json: bool) -> Exit {
     if let Some(sha) = &report.sha256 {
         eprintln!("SHA-256 of the image: {}", sha256_hex(sha));
     }
-    if let Some(p) = &published {
+    if let Some(p) = published {
         eprintln!("Checksum: {}", verdict_sentence(p, verdict));
     }
     exit
@@ -372,4 +362,74 @@ pub fn verify(args: &VerifyArgs) -> Exit {
         }
         Err(e) => fail(args.json, Exit::from(&e), &e.to_string()),
     }
+}
+
+#[derive(Serialize)]
+struct ListedDrive<'a> {
+    #[serde(flatten)]
+    drive: &'a graver_drives::Drive,
+    flags: Vec<graver_drives::Note>,
+}
+
+#[derive(Serialize)]
+struct ListLine<'a> {
+    drives: Vec<ListedDrive<'a>>,
+}
+
+/// `graver list`.
+pub fn list(args: &ListArgs) -> Exit {
+    let drives = match graver_drives::list() {
+        Ok(drives) => drives,
+        Err(e) => return fail(args.json, Exit::from(&e), &e.to_string()),
+    };
+    let shown: Vec<ListedDrive<'_>> = drives
+        .iter()
+        .filter(|d| args.all || graver_drives::is_flashable(d))
+        .map(|drive| ListedDrive {
+            drive,
+            flags: graver_drives::classify(drive, None),
+        })
+        .collect();
+    if args.json {
+        json_line(&ListLine { drives: shown });
+        return Exit::Success;
+    }
+    if shown.is_empty() {
+        println!("No removable drives found. Plug in a USB stick or SD card, or use --all to see every drive.");
+        return Exit::Success;
+    }
+    println!("{:<16} {:>9}  {:<8} {:<32} FLAGS", "DRIVE", "SIZE", "BUS", "MODEL");
+    for listed in &shown {
+        let d = listed.drive;
+        let flags: Vec<&str> = listed.flags.iter().map(|n| n.flag.badge()).collect();
+        println!(
+            "{:<16} {:>9}  {:<8} {:<32} {}",
+            d.path.display(),
+            graver_drives::human_size(d.size),
+            d.bus.label(),
+            d.display_name(),
+            flags.join(", ")
+        );
+        for part in &d.partitions {
+            let mounts: Vec<String> = part.mount_points.iter().map(|m| m.display().to_string()).collect();
+            let mounted = if mounts.is_empty() {
+                String::new()
+            } else {
+                format!("  mounted at {}", mounts.join(", "))
+            };
+            let swap = if part.swap { "  swap" } else { "" };
+            println!(
+                "  {:<14} {:>9}{mounted}{swap}",
+                part.path.display(),
+                graver_drives::human_size(part.size)
+            );
+        }
+        for note in &listed.flags {
+            println!("  ! {}", note.message);
+        }
+    }
+    if !args.all {
+        println!("(system drives, fixed disks and loop devices are hidden; --all shows them)");
+    }
+    Exit::Success
 }

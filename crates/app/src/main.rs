@@ -3,6 +3,7 @@
 //! With a subcommand it is the command-line flasher; the desktop window comes
 //! with a later release, so without one it prints its help.
 
+mod choose;
 mod cli;
 mod commands;
 mod exit;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         cli::Command::Write(args) => commands::write(&args),
         cli::Command::Hash(args) => commands::hash(&args),
         cli::Command::Verify(args) => commands::verify(&args),
+        cli::Command::List(args) => commands::list(&args),
     };
     ExitCode::from(code as u8)
 }

@@ -1,22 +1,38 @@
-//! Graver's knowledge of drives: what a write target is and how to open it.
+//! Graver's knowledge of drives: which ones there are, which may be written,
+//! and how to get one ready for raw writing.
 //!
-//! A *target* is where an image goes. It is either a whole raw block device
-//! (`/dev/sdX`, `/dev/mmcblkN`, `/dev/loopN` on Linux) or a regular file, which
-//! is handy for decompressing an image without writing a stick.
+//! The user picks a drive the way the NixOS manual tells them to find one with
+//! `lsblk` or `diskutil list`: by size, name and bus. This crate gives that list
+//! and decides, once, what is safe:
 //!
-//! Opening a target is where the operating system's rules live, so the engine
-//! in `graver-writer` never sees them:
+//! - [`list`] returns every whole-disk device with the path the engine opens
+//!   (`/dev/sdX`, `/dev/mmcblkN`, `/dev/nvmeXnY`, `/dev/rdiskN`,
+//!   `\\.\PhysicalDriveN`), size, vendor and model, bus, removable and read-only
+//!   state, block sizes, and partitions with their mount points. A drive that
+//!   holds the running system carries the reason in [`Drive::system`].
+//! - [`classify`] turns a drive (and optionally the image meant for it) into
+//!   [`Note`]s — system, holds the source, too small, read-only, large,
+//!   non-removable — each with a sentence the GUI and CLI show as is, and a
+//!   [`Severity`]: refuse, unsafe mode only, or confirm.
+//! - [`prepare`] unmounts every partition and opens the raw device for direct,
+//!   exclusive I/O; [`eject`] powers the drive off or ejects it once written.
+//! - [`Watcher`] notices drives arriving and leaving and sends each new list over
+//!   a channel, re-listing only when something changed.
 //!
-//! - Linux: the device is opened with `O_DIRECT | O_EXCL`, so the page cache is
-//!   bypassed (read-back verification then proves what the device holds) and the
-//!   kernel refuses the open while a partition is mounted or another program
-//!   holds the device exclusively. The capacity comes from `BLKGETSIZE64`, the
-//!   logical block size from `BLKSSZGET`, and [`Target::finish`] asks the kernel
-//!   to re-read the partition table (`BLKRRPART`) once the image is on it.
+//! A *target* is where an image goes: a whole raw device or a regular file,
+//! opened by [`open_target`] (or [`prepare`] for a listed drive):
+//!
+//! - Linux: `O_DIRECT | O_EXCL`, so the page cache is bypassed (read-back
+//!   verification then proves what the device holds) and the kernel refuses the
+//!   open while a partition is mounted. The capacity comes from `BLKGETSIZE64`,
+//!   the logical block size from `BLKSSZGET`, and [`Target::finish`] asks the
+//!   kernel to re-read the partition table (`BLKRRPART`).
+//! - macOS: the raw node `/dev/rdiskN` with `F_NOCACHE`, after `diskutil unmountDisk`.
+//! - Windows: `\\.\PhysicalDriveN` with `FILE_FLAG_NO_BUFFERING |
+//!   FILE_FLAG_WRITE_THROUGH`, after every volume on it is locked and dismounted;
+//!   the locks are held by the [`Target`] until it is dropped.
 //! - A regular file is created fresh. An existing file is never truncated
 //!   unless the caller asked for it with [`Access::Write`]`{ overwrite_file: true }`.
-//! - macOS and Windows raw devices are not supported yet; opening one returns
-//!   [`DriveError::Unsupported`] rather than guessing.
 //!
 //! Every error names the path and says what to do, because the CLI and the GUI
 //! show it to the user as is.
@@ -25,15 +41,82 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod classify;
+mod drive;
+mod target;
+mod watcher;
+
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
 
-mod target;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(any(target_os = "macos", test))]
+mod macos_parse;
+#[cfg(target_os = "macos")]
+use macos as os;
 
+#[cfg(windows)]
+mod windows;
+#[cfg(any(windows, test))]
+mod windows_map;
+#[cfg(windows)]
+use windows as os;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+mod unsupported;
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+use unsupported as os;
+
+pub use crate::classify::{Flag, ImageFacts, LARGE_DRIVE_BYTES, Note, Severity, classify, human_size, is_flashable};
+pub use crate::drive::{Bus, Drive, Partition};
 pub use crate::target::{Access, DriveError, Target, TargetKind, describe, open_target};
+pub use crate::watcher::Watcher;
 
 /// Smallest alignment Graver uses for buffers and writes, whatever a device reports.
 pub const MIN_BLOCK_SIZE: usize = 4096;
+
+/// What [`eject`] managed to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Ejected {
+    /// The drive was ejected or powered off: it is safe to remove.
+    Ejected,
+    /// The OS cannot eject this drive; the sentence says what was done instead.
+    NotSupported(String),
+}
+
+/// Every whole-disk device, system drives and loop devices included.
+///
+/// # Errors
+/// When the OS's device list cannot be read at all.
+pub fn list() -> Result<Vec<Drive>, DriveError> {
+    os::list()
+}
+
+/// The [`Drive::name`] of the drive a file is stored on, when it is on a local drive.
+pub fn drive_holding(path: &Path) -> Option<String> {
+    os::drive_holding(path)
+}
+
+/// Unmounts every partition of `drive` and opens it for raw writing.
+///
+/// # Errors
+/// [`DriveError::Busy`] naming what still holds the drive, [`DriveError::ReadOnly`],
+/// [`DriveError::PermissionDenied`], or an I/O error.
+pub fn prepare(drive: &Drive) -> Result<Target, DriveError> {
+    os::prepare(drive)
+}
+
+/// Ejects or powers off a written drive so it is safe to remove.
+///
+/// # Errors
+/// When the OS refuses to eject a drive that supports it.
+pub fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
+    os::eject(drive)
+}
 
 /// Maps an [`io::Error`] from opening or using `path` to a [`DriveError`].
 fn io_error(path: &Path, source: io::Error) -> DriveError {
@@ -44,6 +127,7 @@ fn io_error(path: &Path, source: io::Error) -> DriveError {
 }
 
 /// Returns the file's size by seeking, which works for block devices on every OS.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn size_by_seek(file: &File) -> io::Result<u64> {
     use std::io::Seek;
     let mut handle = file;

@@ -1,19 +1,527 @@
-//! Linux: raw block devices through `O_DIRECT | O_EXCL` and the block ioctls.
+//! Linux: drives from `/sys/block`, mounts from `/proc/self/mountinfo` and
+//! `/proc/swaps`, raw I/O through `O_DIRECT | O_EXCL` and the block ioctls.
 
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::{DriveError, io_error, read_attr, size_by_seek};
+use crate::{Bus, Drive, DriveError, Ejected, Partition, Target, io_error, read_attr, size_by_seek};
 
 // From <linux/fs.h>: _IO(0x12, 104), _IO(0x12, 95) and _IOR(0x12, 114, size_t).
 const BLKSSZGET: libc::c_ulong = 0x1268;
 const BLKRRPART: libc::c_ulong = 0x125f;
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 
-/// The `/sys/block/<name>` directory of a device node, following symlinks such as `/dev/disk/by-id/…`.
+/// Mount points that make the drive under them part of the running system.
+const SYSTEM_MOUNTS: [&str; 6] = ["/", "/boot", "/boot/efi", "/efi", "/usr", "/home"];
+
+const SYS_BLOCK: &str = "/sys/block";
+
+/// Block devices that are never a target: device-mapper and RAID volumes (their
+/// disks are listed instead), optical drives, RAM and compressed-RAM disks, and
+/// an eMMC's boot and RPMB areas.
+fn is_listable(name: &str) -> bool {
+    const SKIP: [&str; 6] = ["dm-", "md", "sr", "ram", "zram", "fd"];
+    !SKIP.iter().any(|p| name.starts_with(p)) && !name.contains("boot") && !name.ends_with("rpmb")
+}
+
+/// One line of `/proc/self/mountinfo`: the device number and where it is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub(crate) dev: (u32, u32),
+    pub(crate) mount_point: PathBuf,
+    pub(crate) source: String,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Ok(code) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+        {
+            out.push(code);
+            i += 4;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_dev(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.trim().split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Parses `/proc/self/mountinfo`.
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let dev = parse_dev(fields.get(2)?)?;
+            let mount_point = PathBuf::from(unescape(fields.get(4)?));
+            let dash = fields.iter().position(|f| *f == "-")?;
+            let source = unescape(fields.get(dash + 2)?);
+            Some(Mount {
+                dev,
+                mount_point,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Parses `/proc/swaps` into the swap devices' paths.
+pub(crate) fn parse_swaps(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(|p| PathBuf::from(unescape(p)))
+        .collect()
+}
+
+/// What the running system uses: mounts by device number and active swap devices.
+struct Usage {
+    mounts: Vec<Mount>,
+    swaps: BTreeSet<(u32, u32)>,
+    exe_dev: Option<(u32, u32)>,
+}
+
+fn dev_of_node(path: &Path) -> Option<(u32, u32)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let rdev = meta.rdev();
+    Some((libc::major(rdev), libc::minor(rdev)))
+}
+
+impl Usage {
+    fn read() -> Self {
+        let mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+        let swaps = parse_swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default())
+            .iter()
+            .filter_map(|p| dev_of_node(p))
+            .collect();
+        let exe_dev = std::env::current_exe().ok().and_then(|exe| {
+            let dev = std::fs::metadata(exe).ok()?.dev();
+            Some((libc::major(dev), libc::minor(dev)))
+        });
+        Self { mounts, swaps, exe_dev }
+    }
+
+    fn mount_points(&self, dev: (u32, u32)) -> Vec<PathBuf> {
+        self.mounts
+            .iter()
+            .filter(|m| m.dev == dev)
+            .map(|m| m.mount_point.clone())
+            .collect()
+    }
+}
+
+/// A block device node as sysfs shows it: a disk, a partition, or a holder such as dm-0.
+fn sys_dev(dir: &Path) -> Option<(u32, u32)> {
+    parse_dev(&read_attr(dir.join("dev"))?)
+}
+
+/// Every device stacked on `dir` (device-mapper, RAID), recursively, with its sysfs directory.
+fn holders(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir.join("holders")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let holder = Path::new(SYS_BLOCK).join(entry.file_name());
+        if !out.contains(&holder) {
+            out.push(holder.clone());
+            holders(&holder, out);
+        }
+    }
+}
+
+/// Why the block device at `dir` (named `name`) is part of the running system, if it is.
+fn system_reason(dir: &Path, name: &str, usage: &Usage) -> Option<String> {
+    let mut stack = vec![dir.to_path_buf()];
+    holders(dir, &mut stack);
+    for node in &stack {
+        let Some(dev) = sys_dev(node) else { continue };
+        let shown = node
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let via = if shown == name {
+            String::new()
+        } else {
+            format!(" through {shown}")
+        };
+        for mount_point in usage.mount_points(dev) {
+            if SYSTEM_MOUNTS.iter().any(|s| Path::new(s) == mount_point) {
+                return Some(format!("{} is mounted from {name}{via}", mount_point.display()));
+            }
+        }
+        if usage.swaps.contains(&dev) {
+            return Some(format!("{name}{via} is in use as swap"));
+        }
+        if usage.exe_dev == Some(dev) {
+            return Some(format!("Graver itself runs from {name}{via}"));
+        }
+    }
+    None
+}
+
+fn bus_of(name: &str, sys_path: &str) -> Bus {
+    if sys_path.contains("/usb") {
+        Bus::Usb
+    } else if name.starts_with("mmcblk") || sys_path.contains("/mmc_host/") {
+        Bus::Sd
+    } else if name.starts_with("nvme") {
+        Bus::Nvme
+    } else if sys_path.contains("/devices/virtual/") || sys_path.contains("/virtio") || name.starts_with("loop") {
+        Bus::Virtual
+    } else if sys_path.contains("/ata") {
+        Bus::Sata
+    } else if sys_path.contains("/host") {
+        Bus::Scsi
+    } else {
+        Bus::Other
+    }
+}
+
+/// `/dev/disk/by-id` names by the device they point at; the stable ids udev gives.
+fn ids_by_device() -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/dev/disk/by-id") else {
+        return ids;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    names.sort();
+    for link in names {
+        let id = link
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if id.starts_with("wwn-") || id.contains("-part") {
+            continue;
+        }
+        if let Some(target) = std::fs::canonicalize(&link)
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+        {
+            ids.entry(target).or_insert(id);
+        }
+    }
+    ids
+}
+
+fn sectors_to_bytes(dir: &Path) -> u64 {
+    read_attr(dir.join("size"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 512
+}
+
+fn partition_dirs(disk_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(disk_dir) else {
+        return Vec::new();
+    };
+    let mut parts: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("partition").exists())
+        .collect();
+    parts.sort_by_key(|p| {
+        read_attr(p.join("partition"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    parts
+}
+
+fn read_drive(name: &str, usage: &Usage, ids: &BTreeMap<String, String>) -> Option<Drive> {
+    let dir = Path::new(SYS_BLOCK).join(name);
+    let size = sectors_to_bytes(&dir);
+    if size == 0 {
+        // Empty card readers and unattached loop devices.
+        return None;
+    }
+    let sys_path = std::fs::canonicalize(&dir).ok()?.to_string_lossy().into_owned();
+    let bus = bus_of(name, &sys_path);
+    let flag = |attr: &str| read_attr(dir.join(attr)).is_some_and(|v| v == "1");
+    let block = |attr: &str| {
+        read_attr(dir.join("queue").join(attr))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(512)
+    };
+    let (vendor, model) = if name.starts_with("loop") {
+        let backing = read_attr(dir.join("loop/backing_file"));
+        (None, backing.map(|b| format!("loop device backed by {b}")))
+    } else if bus == Bus::Sd {
+        (None, read_attr(dir.join("device/name")))
+    } else {
+        // virtio and some bridges report a PCI id ("0x1af4") as the vendor: no help to a person.
+        let vendor = read_attr(dir.join("device/vendor")).filter(|v| !v.starts_with("0x"));
+        (vendor, read_attr(dir.join("device/model")))
+    };
+    let id = match (ids.get(name), read_attr(dir.join("loop/backing_file"))) {
+        (Some(id), _) => id.clone(),
+        (None, Some(backing)) => format!("{name}:{backing}"),
+        (None, None) => read_attr(dir.join("device/serial")).map_or_else(|| name.to_owned(), |s| format!("{name}:{s}")),
+    };
+    let mut partitions = Vec::new();
+    let mut system = None;
+    // A disk formatted without a partition table (a "superfloppy", or an ISO) is mounted whole.
+    let whole_dev = sys_dev(&dir);
+    let whole_mounts = whole_dev.map(|d| usage.mount_points(d)).unwrap_or_default();
+    let whole_swap = whole_dev.is_some_and(|d| usage.swaps.contains(&d));
+    if !whole_mounts.is_empty() || whole_swap {
+        partitions.push(Partition {
+            path: Path::new("/dev").join(name),
+            size,
+            mount_points: whole_mounts,
+            swap: whole_swap,
+        });
+    }
+    for part_dir in partition_dirs(&dir) {
+        let part_name = part_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dev = sys_dev(&part_dir);
+        system = system.or_else(|| system_reason(&part_dir, &part_name, usage));
+        partitions.push(Partition {
+            path: Path::new("/dev").join(&part_name),
+            size: sectors_to_bytes(&part_dir),
+            mount_points: dev.map(|d| usage.mount_points(d)).unwrap_or_default(),
+            swap: dev.is_some_and(|d| usage.swaps.contains(&d)),
+        });
+    }
+    let system = system.or_else(|| system_reason(&dir, name, usage));
+    Some(Drive {
+        path: Path::new("/dev").join(name),
+        name: name.to_owned(),
+        id,
+        size,
+        vendor,
+        model,
+        bus,
+        removable: flag("removable"),
+        read_only: flag("ro"),
+        logical_block_size: block("logical_block_size"),
+        physical_block_size: block("physical_block_size"),
+        partitions,
+        system,
+    })
+}
+
+fn block_names() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(SYS_BLOCK) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_listable(n))
+        .collect();
+    names.sort();
+    names
+}
+
+pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
+    if !Path::new(SYS_BLOCK).is_dir() {
+        return Err(DriveError::NotFound(PathBuf::from(SYS_BLOCK)));
+    }
+    let usage = Usage::read();
+    let ids = ids_by_device();
+    Ok(block_names()
+        .iter()
+        .filter_map(|n| read_drive(n, &usage, &ids))
+        .collect())
+}
+
+/// A cheap summary that changes when a drive comes, goes, changes size or read-only
+/// state, or when anything is mounted or unmounted.
+pub(crate) fn fingerprint() -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for name in block_names() {
+        let dir = Path::new(SYS_BLOCK).join(&name);
+        name.hash(&mut hasher);
+        read_attr(dir.join("size")).hash(&mut hasher);
+        read_attr(dir.join("ro")).hash(&mut hasher);
+    }
+    std::fs::read("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    std::fs::read("/proc/swaps").unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The whole disk under a block device number, following partitions and stacked devices down.
+fn disk_of_dev(dev: (u32, u32)) -> Option<String> {
+    let dir = std::fs::canonicalize(format!("/sys/dev/block/{}:{}", dev.0, dev.1)).ok()?;
+    disk_of_sys_dir(&dir, 0)
+}
+
+fn disk_of_sys_dir(dir: &Path, depth: u32) -> Option<String> {
+    if depth > 8 {
+        return None;
+    }
+    if dir.join("partition").exists() {
+        return dir.parent()?.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    // A device-mapper or RAID volume: the disk under its first slave.
+    if let Some(slave) = std::fs::read_dir(dir.join("slaves"))
+        .ok()
+        .and_then(|mut e| e.next())
+        .and_then(Result::ok)
+    {
+        let slave_dir = std::fs::canonicalize(slave.path()).ok()?;
+        return disk_of_sys_dir(&slave_dir, depth + 1);
+    }
+    dir.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+pub(crate) fn drive_holding(path: &Path) -> Option<String> {
+    let dev = std::fs::metadata(path).ok()?.dev();
+    disk_of_dev((libc::major(dev), libc::minor(dev)))
+}
+
+/// Who holds `paths` open, and who works under `mount_points`: "bash (pid 412), vim (pid 977)".
+fn holders_of(paths: &[PathBuf], mount_points: &[PathBuf]) -> Option<String> {
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let proc_dir = entry.path();
+        let mut links: Vec<PathBuf> = std::fs::read_dir(proc_dir.join("fd"))
+            .map(|fds| {
+                fds.flatten()
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        links.extend(std::fs::read_link(proc_dir.join("cwd")));
+        let uses = links
+            .iter()
+            .any(|l| paths.contains(l) || mount_points.iter().any(|m| m != Path::new("/") && l.starts_with(m)));
+        if uses {
+            let comm = read_attr(proc_dir.join("comm")).unwrap_or_else(|| "?".into());
+            found.insert(format!("{comm} (pid {pid})"));
+        }
+    }
+    (!found.is_empty()).then(|| found.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+fn busy(drive_path: &Path, what: &str, paths: &[PathBuf], mount_points: &[PathBuf]) -> DriveError {
+    let detail = match holders_of(paths, mount_points) {
+        Some(who) => format!("{what} is in use by {who}; close it and try again"),
+        None => format!("{what} is in use; close the programs using it and try again"),
+    };
+    DriveError::InUse {
+        path: drive_path.to_path_buf(),
+        detail,
+    }
+}
+
+pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
+    let node_paths: Vec<PathBuf> = std::iter::once(drive.path.clone())
+        .chain(
+            partition_dirs(&Path::new(SYS_BLOCK).join(&drive.name))
+                .iter()
+                .filter_map(|d| d.file_name().map(|n| Path::new("/dev").join(n))),
+        )
+        .collect();
+    let devs: BTreeSet<(u32, u32)> = node_paths.iter().filter_map(|p| dev_of_node(p)).collect();
+    // Read the mounts afresh: the list the user chose from may be seconds old.
+    let usage = Usage::read();
+    let mut mount_points: Vec<PathBuf> = usage
+        .mounts
+        .iter()
+        .filter(|m| devs.contains(&m.dev))
+        .map(|m| m.mount_point.clone())
+        .collect();
+    // Deepest first, so nested mounts come off before their parents.
+    mount_points.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    for mount_point in &mount_points {
+        unmount(mount_point).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                busy(
+                    &drive.path,
+                    &mount_point.display().to_string(),
+                    &node_paths,
+                    &mount_points,
+                )
+            } else {
+                io_error(
+                    &drive.path,
+                    io::Error::new(e.kind(), format!("unmounting {} failed: {e}", mount_point.display())),
+                )
+            }
+        })?;
+    }
+    open_device(&drive.path, true).map_err(|e| match e {
+        DriveError::Busy(path) => busy(&path, "the drive", &node_paths, &[]),
+        other => other,
+    })
+}
+
+fn unmount(mount_point: &Path) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(mount_point.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mount point contains a NUL byte"))?;
+    // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
+    let rc = unsafe { libc::umount2(c_path.as_ptr(), 0) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    // Already gone (another program unmounted it meanwhile) is what we wanted.
+    if error.raw_os_error() == Some(libc::EINVAL) {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
+    if matches!(drive.bus, Bus::Virtual) {
+        return Ok(Ejected::NotSupported(format!(
+            "{} is virtual: there is nothing to eject; its partition table was re-read",
+            drive.name
+        )));
+    }
+    let udisks = std::process::Command::new("udisksctl")
+        .args(["power-off", "--no-user-interaction", "-b"])
+        .arg(&drive.path)
+        .output();
+    if let Ok(output) = udisks
+        && output.status.success()
+    {
+        return Ok(Ejected::Ejected);
+    }
+    // Without udisks, USB and SCSI disks can still be detached from the kernel, which
+    // flushes their caches and lets them be pulled; that is most of what a power-off does.
+    if matches!(drive.bus, Bus::Usb | Bus::Scsi) {
+        let delete = Path::new(SYS_BLOCK).join(&drive.name).join("device/delete");
+        if std::fs::write(&delete, "1").is_ok() {
+            return Ok(Ejected::Ejected);
+        }
+    }
+    Ok(Ejected::NotSupported(format!(
+        "{} cannot be powered off here (udisks is not available); its partition table was re-read and it is safe to remove once idle",
+        drive.name
+    )))
+}
+
+/// The `/sys/class/block/<name>` directory of a device node, following symlinks such as `/dev/disk/by-id/…`.
 fn sys_dir(path: &Path) -> Option<PathBuf> {
     let real = std::fs::canonicalize(path).ok()?;
     let name = real.file_name()?.to_str()?;
@@ -21,11 +529,11 @@ fn sys_dir(path: &Path) -> Option<PathBuf> {
     dir.exists().then_some(dir)
 }
 
-/// Vendor, model and size of a device for confirmations, e.g. "SanDisk Cruzer Blade".
+/// Vendor and model of a device for confirmations, e.g. "SanDisk Cruzer Blade".
 pub(crate) fn model(path: &Path) -> Option<String> {
     let dir = sys_dir(path)?;
-    let vendor = read_attr(dir.join("device/vendor"));
-    let model = read_attr(dir.join("device/model"));
+    let vendor = read_attr(dir.join("device/vendor")).filter(|v| !v.starts_with("0x"));
+    let model = read_attr(dir.join("device/model")).or_else(|| read_attr(dir.join("device/name")));
     let name = match (vendor, model) {
         (Some(v), Some(m)) => format!("{v} {m}"),
         (Some(one), None) | (None, Some(one)) => one,
@@ -43,8 +551,8 @@ fn is_read_only(path: &Path) -> bool {
         .is_some_and(|ro| ro == "1")
 }
 
-/// Opens a whole block device for direct, exclusive I/O; returns it with its capacity and logical block size.
-pub(crate) fn open_device(path: &Path, write: bool) -> Result<(File, u64, usize), DriveError> {
+/// Opens a whole block device for direct, exclusive I/O.
+pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError> {
     if write && is_read_only(path) {
         return Err(DriveError::ReadOnly(path.to_path_buf()));
     }
@@ -57,12 +565,13 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<(File, u64, usize)
             Some(libc::EBUSY) => DriveError::Busy(path.to_path_buf()),
             Some(libc::EROFS) => DriveError::ReadOnly(path.to_path_buf()),
             Some(libc::EACCES | libc::EPERM) => DriveError::PermissionDenied(path.to_path_buf()),
+            Some(libc::ENOENT | libc::ENXIO | libc::ENODEV) => DriveError::NotFound(path.to_path_buf()),
             _ => io_error(path, e),
         })?;
     let capacity = ioctl_u64(&file, BLKGETSIZE64).or_else(|_| size_by_seek(&file));
     let capacity = capacity.map_err(|e| io_error(path, e))?;
     let logical = ioctl_int(&file, BLKSSZGET).unwrap_or(512);
-    Ok((file, capacity, logical))
+    Ok(Target::device(file, path, capacity, logical))
 }
 
 /// Asks the kernel to re-read the partition table; failure (busy, no table) is harmless.
@@ -89,4 +598,102 @@ fn ioctl_int(file: &File, request: libc::c_ulong) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     usize::try_from(value).map_err(|_| io::Error::other("negative block size"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 8:2 / / rw,relatime - ext4 /dev/sda2 rw
+28 27 8:1 / /boot/efi rw,relatime - vfat /dev/sda1 rw,fmask=0077
+35 27 8:17 / /media/user/MY\\040STICK rw,nosuid,nodev - vfat /dev/sdb1 rw
+36 27 253:0 / /home rw,relatime - ext4 /dev/mapper/vg-home rw
+";
+
+    #[test]
+    fn mountinfo_gives_devices_mount_points_and_sources_with_escapes_undone() {
+        let mounts = parse_mountinfo(MOUNTINFO);
+        assert_eq!(mounts.len(), 5);
+        assert_eq!(mounts[1].dev, (8, 2));
+        assert_eq!(mounts[1].mount_point, PathBuf::from("/"));
+        assert_eq!(mounts[3].mount_point, PathBuf::from("/media/user/MY STICK"));
+        assert_eq!(mounts[3].source, "/dev/sdb1");
+        assert_eq!(mounts[4].dev, (253, 0));
+    }
+
+    #[test]
+    fn swaps_lists_the_devices() {
+        let text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/sda3                               partition\t8388604\t\t0\t\t-2\n/swapfile file 1 0 -3\n";
+        assert_eq!(
+            parse_swaps(text),
+            vec![PathBuf::from("/dev/sda3"), PathBuf::from("/swapfile")]
+        );
+    }
+
+    #[test]
+    fn bus_comes_from_the_sysfs_path() {
+        assert_eq!(
+            bus_of(
+                "sdb",
+                "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb"
+            ),
+            Bus::Usb
+        );
+        assert_eq!(
+            bus_of(
+                "mmcblk0",
+                "/sys/devices/platform/soc/fe340000.mmc/mmc_host/mmc0/mmc0:aaaa/block/mmcblk0"
+            ),
+            Bus::Sd
+        );
+        assert_eq!(
+            bus_of(
+                "nvme0n1",
+                "/sys/devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0/nvme0n1"
+            ),
+            Bus::Nvme
+        );
+        assert_eq!(
+            bus_of(
+                "sda",
+                "/sys/devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda"
+            ),
+            Bus::Sata
+        );
+        assert_eq!(bus_of("loop3", "/sys/devices/virtual/block/loop3"), Bus::Virtual);
+        assert_eq!(
+            bus_of("vda", "/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda"),
+            Bus::Virtual
+        );
+    }
+
+    #[test]
+    fn only_real_disks_are_listable() {
+        for name in ["sda", "mmcblk0", "nvme0n1", "loop0", "vda"] {
+            assert!(is_listable(name), "{name}");
+        }
+        for name in ["dm-0", "md127", "sr0", "zram0", "ram1", "mmcblk0boot0", "mmcblk0rpmb"] {
+            assert!(!is_listable(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn this_machines_root_disk_is_listed_as_system() {
+        // Only reads: listing is harmless, and every Linux machine has a root file system.
+        let drives = list().unwrap();
+        let Some(root) = drive_holding(Path::new("/")) else {
+            eprintln!("skipped: / is not on a block device here (a container's overlay?)");
+            return;
+        };
+        let drive = drives.iter().find(|d| d.name == root);
+        let drive = drive.unwrap_or_else(|| panic!("the root disk {root} is not listed: {drives:?}"));
+        let reason = drive
+            .system
+            .as_deref()
+            .unwrap_or_else(|| panic!("{drive:?} is not system"));
+        assert!(reason.contains("/ is mounted from"), "{reason}");
+    }
 }

@@ -61,6 +61,14 @@ pub enum DriveError {
         .0.display()
     )]
     Busy(PathBuf),
+    /// Something holds the drive, and Graver found out what: the detail names it.
+    #[error("{}: the drive is busy: {detail}", .path.display())]
+    InUse {
+        /// The drive.
+        path: PathBuf,
+        /// What holds it and what to do, e.g. "/media/stick is in use by bash (pid 412); close it and try again".
+        detail: String,
+    },
     /// Opening raw devices needs rights the process does not have.
     #[error("{}: permission denied; writing to a drive needs administrator rights", .0.display())]
     PermissionDenied(PathBuf),
@@ -79,16 +87,48 @@ pub enum DriveError {
 }
 
 /// An opened target: a device or file ready for aligned positional I/O.
-#[derive(Debug)]
 pub struct Target {
     file: File,
     path: PathBuf,
     kind: TargetKind,
     capacity: Option<u64>,
     block_size: usize,
+    /// Whatever must stay alive while the target is written (volume locks on Windows).
+    _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("capacity", &self.capacity)
+            .field("block_size", &self.block_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {
+    /// A raw block device opened by the OS module, `block_size` raised to at least [`MIN_BLOCK_SIZE`].
+    #[cfg_attr(not(any(target_os = "linux", target_os = "macos", windows)), allow(dead_code))]
+    pub(crate) fn device(file: File, path: &Path, capacity: u64, block_size: usize) -> Self {
+        Self {
+            file,
+            path: path.to_path_buf(),
+            kind: TargetKind::BlockDevice,
+            capacity: Some(capacity),
+            block_size: block_size.max(MIN_BLOCK_SIZE).next_power_of_two(),
+            _guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive as long as the target (Windows keeps its volume locks this way).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn with_guard(mut self, guard: impl std::any::Any + Send + Sync) -> Self {
+        self._guard = Some(Box::new(guard));
+        self
+    }
+
     /// The open file or device handle.
     pub fn file(&self) -> &File {
         &self.file
@@ -129,8 +169,7 @@ impl Target {
                 .and_then(|()| self.file.sync_all())
                 .map_err(|e| io_error(&self.path, e)),
             TargetKind::BlockDevice => {
-                #[cfg(target_os = "linux")]
-                crate::linux::reread_partitions(&self.file);
+                crate::os::reread_partitions(&self.file);
                 Ok(())
             }
         }
@@ -139,15 +178,7 @@ impl Target {
 
 /// A short human description of a target for confirmations: model and size where known.
 pub fn describe(path: &Path) -> Option<String> {
-    #[cfg(target_os = "linux")]
-    {
-        crate::linux::model(path)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = path;
-        None
-    }
+    crate::os::model(path)
 }
 
 /// Opens `path` as a target for `access`.
@@ -157,6 +188,9 @@ pub fn describe(path: &Path) -> Option<String> {
 /// without `overwrite_file`, a read-only or busy device, missing rights, or an
 /// OS whose raw devices are not supported yet.
 pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
+    if is_physical_drive_path(path) {
+        return open_device(path, access);
+    }
     let metadata = match std::fs::metadata(path) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -164,6 +198,9 @@ pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
     };
     let Some(metadata) = metadata else {
         return match access {
+            // A device that has gone (a stick pulled, a partition re-read away) must not
+            // silently become a new regular file in the device directory.
+            Access::Write { .. } if path.starts_with("/dev") => Err(DriveError::NotFound(path.to_path_buf())),
             Access::Write { .. } => open_new_file(path),
             Access::Read => Err(DriveError::NotFound(path.to_path_buf())),
         };
@@ -177,7 +214,7 @@ pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
             kind: "a directory",
         });
     }
-    if is_block_device(&metadata) {
+    if is_block_device(path, &metadata) {
         return open_device(path, access);
     }
     Err(DriveError::NotWritable {
@@ -218,34 +255,32 @@ fn file_target(file: File, path: &Path, capacity: Option<u64>) -> Target {
         kind: TargetKind::File,
         capacity,
         block_size: MIN_BLOCK_SIZE,
+        _guard: None,
     }
 }
 
 #[cfg(unix)]
-fn is_block_device(metadata: &std::fs::Metadata) -> bool {
+fn is_block_device(path: &Path, metadata: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
+    // macOS's raw nodes (/dev/rdiskN) are character devices.
     metadata.file_type().is_block_device()
+        || (cfg!(target_os = "macos") && metadata.file_type().is_char_device() && path.starts_with("/dev"))
 }
 
 #[cfg(not(unix))]
-fn is_block_device(_metadata: &std::fs::Metadata) -> bool {
+fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {
     false
 }
 
-#[cfg(target_os = "linux")]
-fn open_device(path: &Path, access: Access) -> Result<Target, DriveError> {
-    let (file, capacity, logical) = crate::linux::open_device(path, matches!(access, Access::Write { .. }))?;
-    Ok(Target {
-        file,
-        path: path.to_path_buf(),
-        kind: TargetKind::BlockDevice,
-        capacity: Some(capacity),
-        block_size: logical.max(MIN_BLOCK_SIZE),
-    })
+/// Windows raw disks (`\\.\PhysicalDriveN`) have no file metadata; their name says what they are.
+fn is_physical_drive_path(path: &Path) -> bool {
+    cfg!(windows)
+        && path
+            .to_string_lossy()
+            .to_ascii_lowercase()
+            .starts_with(r"\\.\physicaldrive")
 }
 
-#[cfg(not(target_os = "linux"))]
-fn open_device(path: &Path, _access: Access) -> Result<Target, DriveError> {
-    let _ = crate::size_by_seek;
-    Err(DriveError::Unsupported(path.to_path_buf()))
+fn open_device(path: &Path, access: Access) -> Result<Target, DriveError> {
+    crate::os::open_device(path, matches!(access, Access::Write { .. }))
 }

@@ -455,12 +455,11 @@ fn finish_device(
     source: &dyn Source,
     cancel: &CancelToken,
 ) -> Result<(), WriteError> {
-    let mut buf = AlignedBuf::new(CHUNK_SIZE, block);
     let held_len = image_len.min(HOLD_BACK);
     if verify {
         state.set_phase(Phase::Verifying);
         state.bytes.store(held_len, Ordering::Relaxed);
-        verify_range(device, &mut buf, held_len, image_len, digests, state, source, cancel)?;
+        verify_range(device, held_len, image_len, digests, state, source, cancel)?;
     }
     if cancel.is_cancelled() {
         return Err(WriteError::Cancelled);
@@ -482,20 +481,18 @@ fn finish_device(
             })?;
         device.sync().map_err(finish_error)?;
         if verify {
-            verify_range(device, &mut buf, 0, held_len, digests, state, source, cancel)?;
+            verify_range(device, 0, held_len, digests, state, source, cancel)?;
         }
     }
     device.finish(image_len).map_err(finish_error)
 }
 
 /// Reads `[from, to)` back (from a region boundary) and compares it region by region with the digests.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one internal call site; a struct would only rename them"
-)]
+///
+/// A reader thread keeps the next transfers in flight while this thread hashes, so
+/// verification runs at the device's read speed.
 fn verify_range(
     device: &mut dyn Device,
-    buf: &mut AlignedBuf,
     from: u64,
     to: u64,
     digests: &Digests,
@@ -503,43 +500,65 @@ fn verify_range(
     source: &dyn Source,
     cancel: &CancelToken,
 ) -> Result<(), WriteError> {
+    let name = device.name();
     let block = device.block_size();
-    let mut offset = from;
-    while offset < to {
-        if cancel.is_cancelled() {
-            return Err(WriteError::Cancelled);
-        }
-        let len = (to - offset).min(CHUNK_SIZE as u64);
-        let padded = usize::try_from(round_up(len, block)).unwrap_or(CHUNK_SIZE);
-        let got = device
-            .read_at(offset, &mut buf[..padded])
-            .map_err(|source| WriteError::ReadBack {
-                device: device.name(),
-                offset,
-                source,
-            })?;
-        let len = usize::try_from(len).unwrap_or(CHUNK_SIZE);
-        if got < len {
-            return Err(WriteError::Mismatch {
-                device: device.name(),
-                offset: offset + got as u64,
-            });
-        }
-        for (i, region) in buf[..len].chunks(REGION).enumerate() {
-            let region_offset = offset + (i * REGION) as u64;
-            let index = usize::try_from(region_offset / REGION as u64).unwrap_or(usize::MAX);
-            if digests.regions.get(index) != Some(&xxh3_64(region)) {
-                let at = locate_difference(source, region_offset, region).unwrap_or(region_offset);
+    let pool = Pool::new(3, CHUNK_SIZE, block);
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, WriteError>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut offset = from;
+            while offset < to && !cancel.is_cancelled() {
+                let Some(mut buf) = pool.take() else { return };
+                let len = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
+                let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(CHUNK_SIZE);
+                let read = device
+                    .read_at(offset, &mut buf[..padded])
+                    .map(|got| Chunk::new(buf, offset, got.min(len), padded, pool.recycler()));
+                let read = read.map_err(|source| WriteError::ReadBack {
+                    device: name.clone(),
+                    offset,
+                    source,
+                });
+                let failed = read.is_err();
+                if tx.send(read).is_err() || failed {
+                    return;
+                }
+                offset += len as u64;
+            }
+        });
+        let mut offset = from;
+        while offset < to {
+            if cancel.is_cancelled() {
+                return Err(WriteError::Cancelled);
+            }
+            let Ok(chunk) = rx.recv() else {
+                return Err(WriteError::Cancelled);
+            };
+            let chunk = chunk?;
+            for (i, region) in chunk.data().chunks(REGION).enumerate() {
+                let region_offset = offset + (i * REGION) as u64;
+                let index = usize::try_from(region_offset / REGION as u64).unwrap_or(usize::MAX);
+                if digests.regions.get(index) != Some(&xxh3_64(region)) {
+                    let at = locate_difference(source, region_offset, region).unwrap_or(region_offset);
+                    return Err(WriteError::Mismatch {
+                        device: name.clone(),
+                        offset: at,
+                    });
+                }
+            }
+            let expected = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
+            if chunk.len < expected {
+                // The device ended before the image did.
                 return Err(WriteError::Mismatch {
-                    device: device.name(),
-                    offset: at,
+                    device: name.clone(),
+                    offset: offset + chunk.len as u64,
                 });
             }
+            offset += chunk.len as u64;
+            state.bytes.store(offset, Ordering::Relaxed);
         }
-        offset += len as u64;
-        state.bytes.store(offset, Ordering::Relaxed);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Streams the image again up to `offset` to find the exact first byte where `found` differs from it.

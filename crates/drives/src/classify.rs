@@ -1,0 +1,155 @@
+//! The safety policy, decided once: which drives may take which image, with a sentence for each flag.
+
+use serde::Serialize;
+
+use crate::Drive;
+
+/// Drives above this size carry a warning: few USB sticks are this big, many backup disks are.
+pub const LARGE_DRIVE_BYTES: u64 = 128_000_000_000;
+
+/// A reason to refuse or question writing to a drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// It holds the running system: never written unless in unsafe mode and confirmed by name.
+    System,
+    /// It holds the image being written: refused.
+    HoldsSource,
+    /// The image does not fit: refused.
+    TooSmall,
+    /// It is write-protected: refused.
+    ReadOnly,
+    /// It is over [`LARGE_DRIVE_BYTES`]: needs a confirmation.
+    Large,
+    /// The OS does not call it removable: needs a confirmation.
+    NonRemovable,
+}
+
+/// How a flag affects a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The write is refused.
+    Refuse,
+    /// Only in unsafe mode, with the drive's name typed.
+    Unsafe,
+    /// Allowed after an explicit confirmation that names the warning.
+    Confirm,
+}
+
+impl Flag {
+    /// How the flag affects a write.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::HoldsSource | Self::TooSmall | Self::ReadOnly => Severity::Refuse,
+            Self::System => Severity::Unsafe,
+            Self::Large | Self::NonRemovable => Severity::Confirm,
+        }
+    }
+
+    /// A one-word badge for lists: "system", "too small", …
+    pub fn badge(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::HoldsSource => "holds image",
+            Self::TooSmall => "too small",
+            Self::ReadOnly => "read-only",
+            Self::Large => "large",
+            Self::NonRemovable => "not removable",
+        }
+    }
+}
+
+/// A flag with the sentence the GUI and CLI show as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// The flag.
+    pub flag: Flag,
+    /// What it means for this drive, in a full sentence.
+    pub message: String,
+}
+
+/// What is known about the image a drive is judged for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageFacts<'a> {
+    /// Bytes the image needs (exact, or the best estimate).
+    pub size: u64,
+    /// The [`Drive::name`] of the drive the image file is stored on, from [`crate::drive_holding`].
+    pub stored_on: Option<&'a str>,
+}
+
+/// Every flag that applies to `drive`, most serious first.
+pub fn classify(drive: &Drive, image: Option<ImageFacts<'_>>) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let name = &drive.name;
+    if let Some(reason) = &drive.system {
+        notes.push(Note {
+            flag: Flag::System,
+            message: format!("{name} is a system drive ({reason}); writing to it would destroy the running system."),
+        });
+    }
+    if let Some(image) = image {
+        if image.stored_on == Some(drive.name.as_str()) {
+            notes.push(Note {
+                flag: Flag::HoldsSource,
+                message: format!(
+                    "{} holds the image file itself; writing to it would destroy the image.",
+                    drive.name
+                ),
+            });
+        }
+        if image.size > drive.size {
+            notes.push(Note {
+                flag: Flag::TooSmall,
+                message: format!(
+                    "{name} is too small: it holds {} but the image needs {}.",
+                    human_size(drive.size),
+                    human_size(image.size)
+                ),
+            });
+        }
+    }
+    if drive.read_only {
+        notes.push(Note {
+            flag: Flag::ReadOnly,
+            message: format!("{name} is read-only; check its write-protect switch."),
+        });
+    }
+    if drive.size > LARGE_DRIVE_BYTES {
+        notes.push(Note {
+            flag: Flag::Large,
+            message: format!(
+                "{name} is large ({}): it is more likely a backup or data disk than a USB stick.",
+                human_size(drive.size)
+            ),
+        });
+    }
+    if !drive.removable && !matches!(drive.bus, crate::Bus::Usb | crate::Bus::Sd) {
+        notes.push(Note {
+            flag: Flag::NonRemovable,
+            message: format!("{name} is not a removable drive; make sure it is the one you mean to erase."),
+        });
+    }
+    notes.sort_by_key(|n| n.flag);
+    notes
+}
+
+/// Whether a drive is one a user would flash: removable or on USB/SD, and not a system drive.
+pub fn is_flashable(drive: &Drive) -> bool {
+    drive.system.is_none() && (drive.removable || matches!(drive.bus, crate::Bus::Usb | crate::Bus::Sd))
+}
+
+/// Sizes as drive makers print them (decimal): "16.0 GB", "512 MB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}

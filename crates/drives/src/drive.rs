@@ -1,0 +1,101 @@
+//! What Graver knows about a drive, the same on every OS.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// How a drive is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bus {
+    /// USB mass storage.
+    Usb,
+    /// SD or MMC card reader on the SD/MMC bus.
+    Sd,
+    /// NVMe.
+    Nvme,
+    /// SATA, ATA or SAS.
+    Sata,
+    /// SCSI or anything else the OS reports as such.
+    Scsi,
+    /// Virtual: loop devices, disk images, RAM disks, virtio.
+    Virtual,
+    /// Unknown.
+    Other,
+}
+
+impl Bus {
+    /// A short label for lists: "USB", "SD", "NVMe", …
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Usb => "USB",
+            Self::Sd => "SD",
+            Self::Nvme => "NVMe",
+            Self::Sata => "SATA",
+            Self::Scsi => "SCSI",
+            Self::Virtual => "virtual",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A partition (or volume) of a drive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    /// Its device path (`/dev/sdb1`, `/dev/disk4s1`, `\\.\HarddiskVolume7` or a drive letter).
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where it is mounted (several on Linux bind mounts), empty when not mounted.
+    pub mount_points: Vec<PathBuf>,
+    /// Whether it is active swap.
+    pub swap: bool,
+}
+
+/// A whole-disk device that an image can be written to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drive {
+    /// The path the engine opens: `/dev/sdb`, `/dev/rdisk4`, `\\.\PhysicalDrive2`.
+    pub path: PathBuf,
+    /// The OS's short name for it: `sdb`, `disk4`, `PhysicalDrive2`; what a user types to confirm.
+    pub name: String,
+    /// An id that stays the same while the drive stays plugged in (serial-based where the OS has one).
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Vendor, when the OS reports one.
+    pub vendor: Option<String>,
+    /// Model, when the OS reports one.
+    pub model: Option<String>,
+    /// How it is attached.
+    pub bus: Bus,
+    /// Whether the OS calls it removable (USB sticks and SD cards usually are).
+    pub removable: bool,
+    /// Whether it is write-protected.
+    pub read_only: bool,
+    /// Logical block size: every transfer's alignment.
+    pub logical_block_size: u32,
+    /// Physical block size.
+    pub physical_block_size: u32,
+    /// Its partitions with their mount points.
+    pub partitions: Vec<Partition>,
+    /// Why it belongs to the running system, if it does ("/ is mounted from sda2").
+    pub system: Option<String>,
+}
+
+impl Drive {
+    /// "SanDisk Cruzer Blade" or the name when the OS knows no vendor or model.
+    pub fn display_name(&self) -> String {
+        match (&self.vendor, &self.model) {
+            (Some(v), Some(m)) if !m.starts_with(v.as_str()) => format!("{v} {m}"),
+            (_, Some(m)) => m.clone(),
+            (Some(v), None) => v.clone(),
+            (None, None) => self.name.clone(),
+        }
+    }
+
+    /// Every mount point of every partition (and of the whole disk, listed as a partition too).
+    pub fn mount_points(&self) -> impl Iterator<Item = &PathBuf> {
+        self.partitions.iter().flat_map(|p| p.mount_points.iter())
+    }
+}

@@ -1,0 +1,36 @@
+//! Operating systems without a drive backend: nothing is listed, raw devices are refused.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::{Drive, DriveError, Ejected, Target};
+
+pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
+    Ok(Vec::new())
+}
+
+pub(crate) fn drive_holding(_path: &Path) -> Option<String> {
+    None
+}
+
+pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
+    Err(DriveError::Unsupported(drive.path.clone()))
+}
+
+pub(crate) fn eject(_drive: &Drive) -> Result<Ejected, DriveError> {
+    Ok(Ejected::NotSupported("this OS has no eject support in Graver".into()))
+}
+
+pub(crate) fn open_device(path: &Path, _write: bool) -> Result<Target, DriveError> {
+    Err(DriveError::Unsupported(path.to_path_buf()))
+}
+
+pub(crate) fn reread_partitions(_file: &File) {}
+
+pub(crate) fn model(_path: &Path) -> Option<String> {
+    None
+}
+
+pub(crate) fn fingerprint() -> u64 {
+    0
+}
