@@ -1,21 +1,21 @@
 //! Turning `--to PATH` into a target the user really means, under the safety policy.
 
 use std::io::{BufRead as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use graver_drives::{Access, Drive, Flag, ImageFacts, Note, Severity, Target, classify};
+use graver_drives::{Drive, Flag, ImageFacts, Note, Severity, classify};
 use graver_image::Image;
 
 use crate::cli::WriteArgs;
 use crate::exit::Exit;
 use crate::output::human_bytes;
 
-/// A chosen, opened target, and the listed drive behind it when it is a drive.
+/// The targets the user confirmed, for the writer job.
 pub struct Chosen {
-    /// Opened and ready for the engine.
-    pub target: Target,
-    /// The drive, for ejecting; `None` for a regular file.
-    pub drive: Option<Drive>,
+    /// Drives (by their listed path) and files, in the order given.
+    pub targets: Vec<PathBuf>,
+    /// Names of system drives the user typed in unsafe mode.
+    pub unsafe_names: Vec<String>,
 }
 
 /// Why a target was not chosen: the exit code and the sentence to print.
@@ -61,46 +61,64 @@ fn yes(answer: &str) -> bool {
     matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// Finds the drive `args.to` names, applies the safety policy, asks what must be
-/// asked, then unmounts it and opens it. A path that is no device is a file target.
+/// Finds the drives `args.to` names and applies the safety policy, asking what
+/// must be asked. Paths that are no device are file targets. Nothing is opened:
+/// the writer re-checks everything itself.
 pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, Refusal> {
-    if !is_device_path(&args.to) {
-        let access = Access::Write {
-            overwrite_file: args.overwrite,
-        };
-        let target = graver_drives::open_target(&args.to, access).map_err(|e| (Exit::from(&e), e.to_string()))?;
-        return Ok(Chosen { target, drive: None });
-    }
-    let drives = graver_drives::list().map_err(|e| (Exit::from(&e), e.to_string()))?;
-    let Some(drive) = find_drive(&drives, &args.to) else {
-        return Err((Exit::Refused, not_a_drive(&args.to)));
+    let mut chosen = Chosen {
+        targets: Vec::new(),
+        unsafe_names: Vec::new(),
     };
-    let size = image.size();
+    let devices: Vec<&PathBuf> = args.to.iter().filter(|p| is_device_path(p)).collect();
+    let drives = if devices.is_empty() {
+        Vec::new()
+    } else {
+        graver_drives::list().map_err(|e| (Exit::from(&e), e.to_string()))?
+    };
     let stored_on = graver_drives::drive_holding(image.path());
-    let facts = ImageFacts {
-        // An estimated size may be wrong either way, so only an exact one refuses a drive up front;
-        // the engine still stops at the end of a drive that turns out too small.
-        size: if size.is_exact() { size.bytes() } else { 0 },
-        stored_on: stored_on.as_deref(),
-    };
-    let notes = classify(drive, Some(facts));
-    let refusals: Vec<&str> = notes
-        .iter()
-        .filter(|n| n.flag.severity() == Severity::Refuse)
-        .map(|n| n.message.as_str())
-        .collect();
-    if !refusals.is_empty() {
-        return Err((
-            Exit::Refused,
-            format!("{}: {}", drive.path.display(), refusals.join(" ")),
-        ));
+    let mut picked: Vec<(&Drive, Vec<Note>)> = Vec::new();
+    for path in &args.to {
+        if !is_device_path(path) {
+            if !args.overwrite && path.exists() {
+                let e = graver_drives::DriveError::FileExists(path.clone());
+                return Err((Exit::from(&e), e.to_string()));
+            }
+            chosen.targets.push(path.clone());
+            continue;
+        }
+        let Some(drive) = find_drive(&drives, path) else {
+            return Err((Exit::Refused, not_a_drive(path)));
+        };
+        let size = image.size();
+        let facts = ImageFacts {
+            // An estimated size may be wrong either way, so only an exact one refuses a drive up front;
+            // the engine still stops at the end of a drive that turns out too small.
+            size: if size.is_exact() { size.bytes() } else { 0 },
+            stored_on: stored_on.as_deref(),
+        };
+        let notes = classify(drive, Some(facts));
+        let refusals: Vec<&str> = notes
+            .iter()
+            .filter(|n| n.flag.severity() == Severity::Refuse)
+            .map(|n| n.message.as_str())
+            .collect();
+        if !refusals.is_empty() {
+            return Err((
+                Exit::Refused,
+                format!("{}: {}", drive.path.display(), refusals.join(" ")),
+            ));
+        }
+        if let Some(system) = notes.iter().find(|n| n.flag == Flag::System) {
+            confirm_system(args, drive, system)?;
+            chosen.unsafe_names.push(drive.name.clone());
+        }
+        chosen.targets.push(drive.path.clone());
+        picked.push((drive, notes));
     }
-    confirm(args, drive, image, &notes)?;
-    let target = graver_drives::prepare(drive).map_err(|e| (Exit::from(&e), e.to_string()))?;
-    Ok(Chosen {
-        target,
-        drive: Some(drive.clone()),
-    })
+    if !picked.is_empty() && !args.yes {
+        confirm(image, &picked)?;
+    }
+    Ok(chosen)
 }
 
 fn not_a_drive(path: &Path) -> String {
@@ -130,49 +148,61 @@ fn not_a_drive(path: &Path) -> String {
     )
 }
 
-fn confirm(args: &WriteArgs, drive: &Drive, image: &Image, notes: &[Note]) -> Result<(), Refusal> {
+fn confirm_system(args: &WriteArgs, drive: &Drive, system: &Note) -> Result<(), Refusal> {
     let name = &drive.name;
-    if let Some(system) = notes.iter().find(|n| n.flag == Flag::System) {
-        if !args.unsafe_mode {
-            return Err((
-                Exit::Refused,
-                format!(
-                    "{}: {} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
-                    drive.path.display(),
-                    system.message
-                ),
-            ));
-        }
-        let typed = match &args.confirm_name {
-            Some(given) => given.clone(),
-            None => {
-                eprintln!("WARNING: {}", system.message);
-                ask(&format!("Type the drive's name ({name}) to erase it anyway: "))
-            }
-        };
-        if &typed != name {
-            return Err((
-                Exit::Refused,
-                format!("the name typed does not match {name}; nothing was written"),
-            ));
-        }
+    if !args.unsafe_mode {
+        return Err((
+            Exit::Refused,
+            format!(
+                "{}: {} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
+                drive.path.display(),
+                system.message
+            ),
+        ));
     }
-    if args.yes {
-        return Ok(());
+    let typed = match &args.confirm_name {
+        Some(given) => given.clone(),
+        None => {
+            eprintln!("WARNING: {}", system.message);
+            ask(&format!("Type the drive's name ({name}) to erase it anyway: "))
+        }
+    };
+    if &typed == name {
+        Ok(())
+    } else {
+        Err((
+            Exit::Refused,
+            format!("the name typed does not match {name}; nothing was written"),
+        ))
+    }
+}
+
+fn confirm(image: &Image, picked: &[(&Drive, Vec<Note>)]) -> Result<(), Refusal> {
+    eprintln!(
+        "About to write {} ({}) to:",
+        image.path().display(),
+        human_bytes(image.size().bytes())
+    );
+    for (drive, notes) in picked {
+        eprintln!(
+            "  {}: {}, {}, {}",
+            drive.path.display(),
+            drive.display_name(),
+            graver_drives::human_size(drive.size),
+            drive.bus.label(),
+        );
+        for note in notes.iter().filter(|n| n.flag.severity() == Severity::Confirm) {
+            eprintln!("    warning: {}", note.message);
+        }
     }
     eprintln!(
-        "About to write {} ({}) to {}: {}, {}, {}.",
-        image.path().display(),
-        human_bytes(image.size().bytes()),
-        drive.path.display(),
-        drive.display_name(),
-        graver_drives::human_size(drive.size),
-        drive.bus.label(),
+        "Everything on {} will be erased.",
+        if picked.len() == 1 {
+            "this drive"
+        } else {
+            "these drives"
+        }
     );
-    for note in notes.iter().filter(|n| n.flag.severity() == Severity::Confirm) {
-        eprintln!("Warning: {}", note.message);
-    }
-    eprintln!("Everything on {} will be erased.", drive.path.display());
     if yes(&ask("Continue? [y/N] ")) {
         Ok(())
     } else {

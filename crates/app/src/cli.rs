@@ -46,9 +46,9 @@ pub enum Command {
 pub struct WriteArgs {
     /// The image file; its format is found from its content, not its name.
     pub image: PathBuf,
-    /// The drive or file to write to (see below).
-    #[arg(long = "to", value_name = "DEVICE")]
-    pub to: PathBuf,
+    /// The drive or file to write to (see below); give it several times to write several drives at once.
+    #[arg(long = "to", value_name = "DEVICE", required = true)]
+    pub to: Vec<PathBuf>,
     /// Do not ask for confirmation before erasing the drive.
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -153,3 +153,137 @@ pub fn human_size(bytes: u64) -> String {
     }
     format!("{value:.1} {}", UNITS[unit])
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::{Bus, Partition};
+
+    fn stick() -> Drive {
+        Drive {
+            path: PathBuf::from("/dev/sdb"),
+            name: "sdb".into(),
+            id: "usb-SanDisk_Cruzer".into(),
+            size: 16_000_000_000,
+            vendor: Some("SanDisk".into()),
+            model: Some("Cruzer Blade".into()),
+            bus: Bus::Usb,
+            removable: true,
+            read_only: false,
+            logical_block_size: 512,
+            physical_block_size: 512,
+            partitions: vec![Partition {
+                path: PathBuf::from("/dev/sdb1"),
+                size: 15_999_000_000,
+                mount_points: vec![PathBuf::from("/media/STICK")],
+                swap: false,
+            }],
+            system: None,
+        }
+    }
+
+    fn flags(notes: &[Note]) -> Vec<Flag> {
+        notes.iter().map(|n| n.flag).collect()
+    }
+
+    #[test]
+    fn a_plain_usb_stick_has_no_flags_and_is_flashable() {
+        let image = ImageFacts {
+            size: 2_000_000_000,
+            stored_on: Some("sda"),
+        };
+        assert!(classify(&stick(), Some(image)).is_empty());
+        assert!(is_flashable(&stick()));
+    }
+
+    #[test]
+    fn every_flag_has_its_severity_and_a_sentence_naming_the_drive() {
+        let mut drive = stick();
+        drive.system = Some("/ is mounted from sdb1".into());
+        drive.read_only = true;
+        drive.removable = false;
+        drive.bus = Bus::Sata;
+        drive.size = 500_000_000_000;
+        let image = ImageFacts {
+            size: 600_000_000_000,
+            stored_on: Some("sdb"),
+        };
+        let notes = classify(&drive, Some(image));
+        assert_eq!(
+            flags(&notes),
+            [
+                Flag::System,
+                Flag::HoldsSource,
+                Flag::TooSmall,
+                Flag::ReadOnly,
+                Flag::Large,
+                Flag::NonRemovable
+            ]
+        );
+        for note in &notes {
+            assert!(note.message.starts_with("sdb "), "{}", note.message);
+            assert!(note.message.ends_with('.'), "{}", note.message);
+        }
+        assert!(notes[0].message.contains("/ is mounted from sdb1"));
+        assert!(notes[2].message.contains("500.0 GB") && notes[2].message.contains("600.0 GB"));
+        let severities: Vec<Severity> = notes.iter().map(|n| n.flag.severity()).collect();
+        assert_eq!(
+            severities,
+            [
+                Severity::Unsafe,
+                Severity::Refuse,
+                Severity::Refuse,
+                Severity::Refuse,
+                Severity::Confirm,
+                Severity::Confirm
+            ]
+        );
+        assert!(!is_flashable(&drive));
+    }
+
+    #[test]
+    fn size_limits_are_exact() {
+        let mut drive = stick();
+        let fits = ImageFacts {
+            size: drive.size,
+            stored_on: None,
+        };
+        assert!(
+            classify(&drive, Some(fits)).is_empty(),
+            "an image exactly the drive's size fits"
+        );
+        let over = ImageFacts {
+            size: drive.size + 1,
+            stored_on: None,
+        };
+        assert_eq!(flags(&classify(&drive, Some(over))), [Flag::TooSmall]);
+        drive.size = LARGE_DRIVE_BYTES;
+        assert!(classify(&drive, None).is_empty(), "128 GB itself is not large");
+        drive.size = LARGE_DRIVE_BYTES + 1;
+        assert_eq!(flags(&classify(&drive, None)), [Flag::Large]);
+    }
+
+    #[test]
+    fn sd_cards_on_a_fixed_reader_are_not_flagged_non_removable() {
+        let mut card = stick();
+        card.bus = Bus::Sd;
+        card.removable = false;
+        assert!(classify(&card, None).is_empty());
+        assert!(is_flashable(&card));
+        let mut loop_device = stick();
+        loop_device.bus = Bus::Virtual;
+        loop_device.removable = false;
+        assert_eq!(flags(&classify(&loop_device, None)), [Flag::NonRemovable]);
+        assert!(!is_flashable(&loop_device));
+    }
+
+    #[test]
+    fn human_sizes_are_decimal_like_drive_labels() {
+        assert_eq!(human_size(999), "999 bytes");
+        assert_eq!(human_size(16_000_000_000), "16.0 GB");
+        assert_eq!(human_size(1_500_000), "1.5 MB");
+    }
+}

@@ -132,23 +132,23 @@ fn sys_dev(dir: &Path) -> Option<(u32, u32)> {
 }
 
 /// Every device stacked on `dir` (device-mapper, RAID), recursively, with its sysfs directory.
-fn holders(dir: &Path, out: &mut Vec<PathBuf>) {
+fn holders(sys_block: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir.join("holders")) else {
         return;
     };
     for entry in entries.flatten() {
-        let holder = Path::new(SYS_BLOCK).join(entry.file_name());
+        let holder = sys_block.join(entry.file_name());
         if !out.contains(&holder) {
             out.push(holder.clone());
-            holders(&holder, out);
+            holders(sys_block, &holder, out);
         }
     }
 }
 
 /// Why the block device at `dir` (named `name`) is part of the running system, if it is.
-fn system_reason(dir: &Path, name: &str, usage: &Usage) -> Option<String> {
+fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Option<String> {
     let mut stack = vec![dir.to_path_buf()];
-    holders(dir, &mut stack);
+    holders(sys_block, dir, &mut stack);
     for node in &stack {
         let Some(dev) = sys_dev(node) else { continue };
         let shown = node
@@ -243,8 +243,8 @@ fn partition_dirs(disk_dir: &Path) -> Vec<PathBuf> {
     parts
 }
 
-fn read_drive(name: &str, usage: &Usage, ids: &BTreeMap<String, String>) -> Option<Drive> {
-    let dir = Path::new(SYS_BLOCK).join(name);
+fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String, String>) -> Option<Drive> {
+    let dir = sys_block.join(name);
     let size = sectors_to_bytes(&dir);
     if size == 0 {
         // Empty card readers and unattached loop devices.
@@ -293,7 +293,7 @@ fn read_drive(name: &str, usage: &Usage, ids: &BTreeMap<String, String>) -> Opti
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dev = sys_dev(&part_dir);
-        system = system.or_else(|| system_reason(&part_dir, &part_name, usage));
+        system = system.or_else(|| system_reason(sys_block, &part_dir, &part_name, usage));
         partitions.push(Partition {
             path: Path::new("/dev").join(&part_name),
             size: sectors_to_bytes(&part_dir),
@@ -301,7 +301,7 @@ fn read_drive(name: &str, usage: &Usage, ids: &BTreeMap<String, String>) -> Opti
             swap: dev.is_some_and(|d| usage.swaps.contains(&d)),
         });
     }
-    let system = system.or_else(|| system_reason(&dir, name, usage));
+    let system = system.or_else(|| system_reason(sys_block, &dir, name, usage));
     Some(Drive {
         path: Path::new("/dev").join(name),
         name: name.to_owned(),
@@ -319,8 +319,8 @@ fn read_drive(name: &str, usage: &Usage, ids: &BTreeMap<String, String>) -> Opti
     })
 }
 
-fn block_names() -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(SYS_BLOCK) else {
+fn block_names(sys_block: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(sys_block) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
@@ -338,9 +338,10 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
     }
     let usage = Usage::read();
     let ids = ids_by_device();
-    Ok(block_names()
+    let sys_block = Path::new(SYS_BLOCK);
+    Ok(block_names(sys_block)
         .iter()
-        .filter_map(|n| read_drive(n, &usage, &ids))
+        .filter_map(|n| read_drive(sys_block, n, &usage, &ids))
         .collect())
 }
 
@@ -348,7 +349,7 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
 /// state, or when anything is mounted or unmounted.
 pub(crate) fn fingerprint() -> u64 {
     let mut hasher = DefaultHasher::new();
-    for name in block_names() {
+    for name in block_names(Path::new(SYS_BLOCK)) {
         let dir = Path::new(SYS_BLOCK).join(&name);
         name.hash(&mut hasher);
         read_attr(dir.join("size")).hash(&mut hasher);
@@ -695,5 +696,125 @@ mod tests {
             .as_deref()
             .unwrap_or_else(|| panic!("{drive:?} is not system"));
         assert!(reason.contains("/ is mounted from"), "{reason}");
+    }
+
+    /// A miniature `/sys` with a SATA system disk (root on LVM), a USB stick with a
+    /// mounted partition, a read-only loop device and the dm volume in between.
+    fn fake_sysfs() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let path = root.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, format!("{text}\n")).unwrap();
+        };
+        let sata = "devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda";
+        let usb = "devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb";
+        let dm = "devices/virtual/block/dm-0";
+        let lo = "devices/virtual/block/loop3";
+        for (dir, dev, size, removable, ro) in [
+            (sata, "8:0", "1000215216", "0", "0"),
+            (usb, "8:16", "31260672", "1", "0"),
+            (dm, "253:0", "900000000", "0", "0"),
+            (lo, "7:3", "131072", "0", "1"),
+        ] {
+            write(&format!("{dir}/dev"), dev);
+            write(&format!("{dir}/size"), size);
+            write(&format!("{dir}/removable"), removable);
+            write(&format!("{dir}/ro"), ro);
+            write(&format!("{dir}/queue/logical_block_size"), "512");
+            write(&format!("{dir}/queue/physical_block_size"), "4096");
+        }
+        write(&format!("{sata}/device/vendor"), "ATA     ");
+        write(&format!("{sata}/device/model"), "Samsung SSD 870");
+        write(&format!("{sata}/sda1/partition"), "1");
+        write(&format!("{sata}/sda1/dev"), "8:1");
+        write(&format!("{sata}/sda1/size"), "1048576");
+        write(&format!("{sata}/sda2/partition"), "2");
+        write(&format!("{sata}/sda2/dev"), "8:2");
+        write(&format!("{sata}/sda2/size"), "999000000");
+        std::fs::create_dir_all(root.path().join(format!("{sata}/sda2/holders"))).unwrap();
+        std::os::unix::fs::symlink(
+            root.path().join(dm),
+            root.path().join(format!("{sata}/sda2/holders/dm-0")),
+        )
+        .unwrap();
+        write(&format!("{usb}/device/vendor"), "SanDisk ");
+        write(&format!("{usb}/device/model"), "Cruzer Blade    ");
+        write(&format!("{usb}/sdb1/partition"), "1");
+        write(&format!("{usb}/sdb1/dev"), "8:17");
+        write(&format!("{usb}/sdb1/size"), "31258624");
+        write(&format!("{lo}/loop/backing_file"), "/dev/shm/test.img");
+        std::fs::create_dir_all(root.path().join("block")).unwrap();
+        for (name, dir) in [("sda", sata), ("sdb", usb), ("dm-0", dm), ("loop3", lo)] {
+            std::os::unix::fs::symlink(root.path().join(dir), root.path().join("block").join(name)).unwrap();
+        }
+        root
+    }
+
+    fn fake_usage() -> Usage {
+        Usage {
+            mounts: parse_mountinfo(
+                "27 1 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n\
+                 28 27 8:1 / /boot/efi rw - vfat /dev/sda1 rw\n\
+                 35 27 8:17 / /media/user/STICK rw - vfat /dev/sdb1 rw\n",
+            ),
+            swaps: BTreeSet::new(),
+            exe_dev: None,
+        }
+    }
+
+    #[test]
+    fn sysfs_fixture_lists_disks_with_partitions_mounts_and_system_reasons() {
+        let sysfs = fake_sysfs();
+        let sys_block = sysfs.path().join("block");
+        let names = block_names(&sys_block);
+        assert_eq!(names, ["loop3", "sda", "sdb"], "dm-0 is a stacked volume, not a disk");
+        let usage = fake_usage();
+        let ids = BTreeMap::from([("sdb".to_owned(), "usb-SanDisk_Cruzer_Blade_4C5300-0:0".to_owned())]);
+        let drives: Vec<Drive> = names
+            .iter()
+            .filter_map(|n| read_drive(&sys_block, n, &usage, &ids))
+            .collect();
+        let [lo, sda, sdb] = drives.as_slice() else {
+            panic!("{drives:?}")
+        };
+
+        assert_eq!(sda.bus, Bus::Sata);
+        assert_eq!(sda.size, 1_000_215_216 * 512);
+        assert!(!sda.removable);
+        assert_eq!((sda.logical_block_size, sda.physical_block_size), (512, 4096));
+        assert_eq!(sda.partitions.len(), 2);
+        assert_eq!(sda.partitions[0].mount_points, [PathBuf::from("/boot/efi")]);
+        assert_eq!(sda.system.as_deref(), Some("/boot/efi is mounted from sda1"));
+        assert_eq!(sda.display_name(), "ATA Samsung SSD 870");
+
+        assert_eq!(sdb.bus, Bus::Usb);
+        assert!(sdb.removable && !sdb.read_only);
+        assert_eq!(sdb.id, "usb-SanDisk_Cruzer_Blade_4C5300-0:0");
+        assert_eq!(sdb.display_name(), "SanDisk Cruzer Blade");
+        assert_eq!(sdb.path, PathBuf::from("/dev/sdb"));
+        assert_eq!(sdb.partitions[0].path, PathBuf::from("/dev/sdb1"));
+        assert_eq!(sdb.partitions[0].mount_points, [PathBuf::from("/media/user/STICK")]);
+        assert_eq!(sdb.system, None);
+
+        assert_eq!(lo.bus, Bus::Virtual);
+        assert!(lo.read_only);
+        assert_eq!(lo.id, "loop3:/dev/shm/test.img");
+        assert_eq!(lo.size, 64 << 20);
+    }
+
+    #[test]
+    fn root_on_a_stacked_volume_marks_the_disk_under_it() {
+        let sysfs = fake_sysfs();
+        let sys_block = sysfs.path().join("block");
+        let mut usage = fake_usage();
+        usage.mounts.retain(|m| m.mount_point == Path::new("/"));
+        let sda = read_drive(&sys_block, "sda", &usage, &BTreeMap::new()).unwrap();
+        assert_eq!(sda.system.as_deref(), Some("/ is mounted from sda2 through dm-0"));
+        usage.mounts.clear();
+        usage.swaps.insert((8, 1));
+        let sda = read_drive(&sys_block, "sda", &usage, &BTreeMap::new()).unwrap();
+        assert_eq!(sda.system.as_deref(), Some("sda1 is in use as swap"));
+        assert!(sda.partitions[0].swap);
     }
 }

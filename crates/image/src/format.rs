@@ -3,7 +3,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 /// The container or compression format of an image file, as its magic bytes announce it.
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Uncompressed: an ISO, IMG or anything else without a known compression header.

@@ -18,7 +18,7 @@ const READ_AHEAD: usize = 1 << 18;
 const BZIP2_RATIO: u64 = 5;
 
 /// The uncompressed size of an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "bytes", rename_all = "lowercase")]
 pub enum ImageSize {
     /// The size is known to the byte (raw, xz, zip, and zstd whose frames record it).

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a write or a comparison did not succeed.
 #[non_exhaustive]
@@ -72,7 +72,7 @@ pub enum WriteError {
 }
 
 /// The class of a failure, for exit codes and for what to tell the user to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The image is unusable.
@@ -85,6 +85,19 @@ pub enum ErrorKind {
     Mismatch,
     /// The user cancelled.
     Cancelled,
+}
+
+impl ErrorKind {
+    /// Orders kinds by how much they matter to a user, for picking one exit code out of several failures.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Cancelled => 0,
+            Self::Refused => 1,
+            Self::BadInput => 2,
+            Self::Io => 3,
+            Self::Mismatch => 4,
+        }
+    }
 }
 
 impl WriteError {

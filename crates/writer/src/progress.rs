@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use graver_image::ImageSize;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How often progress is reported: more than four times a second.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Where a device is in its write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Opening the image and the devices.
@@ -55,7 +55,7 @@ impl Phase {
 }
 
 /// One device's state in a [`Progress`] snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceProgress {
     /// The device's name (its path).
     pub name: String,
@@ -66,7 +66,7 @@ pub struct DeviceProgress {
 }
 
 /// A snapshot of a running job, sent at least four times a second.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// The phase of the slowest device still working.
     pub phase: Phase,

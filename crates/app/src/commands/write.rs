@@ -1,0 +1,260 @@
+//! `graver write` and `graver verify`: both go through the writer client, so the
+//! CLI, the GUI and the tests share one path to the devices.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use graver_image::{ChecksumVerdict, Image, PublishedChecksum, find_checksum};
+use graver_writer::protocol::{JobResult, Outcome, VerifyJob, WriteJob};
+use graver_writer::{CancelToken, Client, Command, Event, Launch};
+use serde::Serialize;
+
+use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdict_sentence};
+use crate::choose::choose;
+use crate::cli::{VerifyArgs, WriteArgs};
+use crate::exit::Exit;
+use crate::output::{Reporter, cancel_on_interrupt, human_bytes, json_line};
+
+/// How the CLI starts its worker: beside this executable when installed or built, else the packaged path.
+fn launch() -> Launch {
+    let worker = graver_writer::client::worker_beside_current_exe()
+        .unwrap_or_else(|| PathBuf::from(graver_writer::elevate::LINUX_WORKER_PATH));
+    Launch::Auto { worker }
+}
+
+/// Runs one job on a fresh client, showing progress, until its final event.
+fn run_job(command: Command, json: bool) -> Event {
+    let cancel = CancelToken::new();
+    cancel_on_interrupt(&cancel);
+    let client = Client::spawn(launch());
+    let reporter = Reporter::new(json);
+    if client.commands.send(command).is_err() {
+        return Event::LaunchFailed {
+            message: "the writer client did not start".into(),
+        };
+    }
+    let mut cancel_sent = false;
+    let last = loop {
+        match client.events.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Progress(progress)) => reporter.show(&progress),
+            Ok(Event::Started { .. }) => {}
+            Ok(last) => break last,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                break Event::WorkerLost {
+                    message: "the writer client stopped".into(),
+                };
+            }
+        }
+        if cancel.is_cancelled() && !cancel_sent {
+            cancel_sent = client.commands.send(Command::Cancel).is_ok();
+        }
+    };
+    reporter.finish();
+    last
+}
+
+/// Exit code and message for the events that end a job without a result.
+fn ended_without_result(event: &Event) -> Option<(Exit, String)> {
+    match event {
+        Event::JobFailed { kind, message } => Some((Exit::from(*kind), message.clone())),
+        Event::LaunchFailed { message } => Some((Exit::Refused, message.clone())),
+        Event::WorkerLost { message } => Some((
+            Exit::Io,
+            format!("{message}; the drive was left without its first MiB, so it will not boot a half-written image"),
+        )),
+        Event::Finished(_) | Event::Progress(_) | Event::Started { .. } => None,
+    }
+}
+
+/// `graver write`.
+pub fn write(args: &WriteArgs) -> Exit {
+    let image = match open_image(&args.image, args.json) {
+        Ok(image) => image,
+        Err(exit) => return exit,
+    };
+    let chosen = match choose(args, &image) {
+        Ok(chosen) => chosen,
+        Err((exit, message)) => return fail(args.json, exit, &message),
+    };
+    let published = find_checksum(image.path());
+    if !args.json {
+        let targets: Vec<String> = chosen.targets.iter().map(|t| t.display().to_string()).collect();
+        eprintln!("Writing {} to {}", describe_image(&image), targets.join(", "));
+    }
+    let job = WriteJob {
+        image: image.path().to_path_buf(),
+        targets: chosen.targets,
+        verify: !args.no_verify,
+        eject: args.eject,
+        unsafe_names: chosen.unsafe_names,
+        overwrite: args.overwrite,
+        sha256: args.sha256 || published.is_some(),
+    };
+    match run_job(Command::Write(job), args.json) {
+        Event::Finished(result) => report_write(&image, &result, published.as_ref(), args.json),
+        other => match ended_without_result(&other) {
+            Some((exit, message)) => fail(args.json, exit, &message),
+            None => fail(args.json, Exit::Io, "the writer ended without a result"),
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct WriteLine<'a> {
+    r#type: &'static str,
+    ok: bool,
+    exit_code: u8,
+    image: String,
+    format: graver_image::Format,
+    image_len: u64,
+    sha256: Option<&'a str>,
+    checksum: Option<ChecksumLine>,
+    elapsed_secs: f64,
+    targets: Vec<TargetLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct TargetLine<'a> {
+    name: String,
+    ok: bool,
+    verified: bool,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ejected: Option<&'a str>,
+}
+
+fn exit_of(result: &JobResult) -> Exit {
+    result.worst().map_or(Exit::Success, Exit::from)
+}
+
+fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedChecksum>, json: bool) -> Exit {
+    let exit = exit_of(result);
+    let sha = result.sha256.as_deref().and_then(hex_to_digest);
+    // Only the decompressed image's digest is known here; a sum of the compressed file needs `graver hash`.
+    let verdict = match (published, &sha) {
+        (Some(p), Some(sha)) if image.format() == graver_image::Format::Raw => Some(p.verdict(sha, Some(sha))),
+        (Some(p), Some(sha)) if p.sha256 == *sha => Some(ChecksumVerdict::MatchesImage),
+        _ => None,
+    };
+    if json {
+        json_line(&WriteLine {
+            r#type: "result",
+            ok: exit == Exit::Success,
+            exit_code: exit as u8,
+            image: image.path().display().to_string(),
+            format: image.format(),
+            image_len: result.image_len,
+            sha256: result.sha256.as_deref(),
+            checksum: published.map(|p| checksum_line(p, verdict)),
+            elapsed_secs: result.elapsed_secs,
+            targets: result
+                .targets
+                .iter()
+                .map(|t| TargetLine {
+                    name: t.target.display().to_string(),
+                    ok: t.outcome.is_success(),
+                    verified: t.outcome == Outcome::Verified,
+                    outcome: &t.outcome,
+                    ejected: t.ejected.as_deref(),
+                })
+                .collect(),
+        });
+        return exit;
+    }
+    let secs = result.elapsed_secs.max(0.001);
+    for target in &result.targets {
+        let name = target.target.display();
+        match &target.outcome {
+            Outcome::Verified | Outcome::Written => eprintln!(
+                "{name}: {} {} in {secs:.1} s ({}/s)",
+                if target.outcome == Outcome::Verified {
+                    "wrote and verified"
+                } else {
+                    "wrote (not verified)"
+                },
+                human_bytes(result.image_len),
+                human_bytes((result.image_len as f64 / secs) as u64),
+            ),
+            Outcome::Refused { reason } => eprintln!("graver: {name}: refused: {reason}"),
+            Outcome::Failed { message, .. } => eprintln!("graver: {message}"),
+        }
+        if let Some(ejected) = &target.ejected {
+            eprintln!("{name}: {ejected}");
+        }
+    }
+    if let Some(sha) = &result.sha256 {
+        eprintln!("SHA-256 of the image: {sha}");
+    }
+    if let Some(p) = published {
+        eprintln!("Checksum: {}", verdict_sentence(p, verdict));
+    }
+    exit
+}
+
+fn hex_to_digest(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[derive(Serialize)]
+struct VerifyLine<'a> {
+    r#type: &'static str,
+    ok: bool,
+    exit_code: u8,
+    image_len: u64,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+}
+
+/// `graver verify`.
+pub fn verify(args: &VerifyArgs) -> Exit {
+    let image = match open_image(&args.image, args.json) {
+        Ok(image) => image,
+        Err(exit) => return exit,
+    };
+    let job = VerifyJob {
+        image: image.path().to_path_buf(),
+        target: args.against.clone(),
+    };
+    let result = match run_job(Command::Verify(job), args.json) {
+        Event::Finished(result) => result,
+        other => {
+            let (exit, message) =
+                ended_without_result(&other).unwrap_or((Exit::Io, "the writer ended without a result".into()));
+            return fail(args.json, exit, &message);
+        }
+    };
+    let exit = exit_of(&result);
+    let Some(target) = result.targets.first() else {
+        return fail(args.json, Exit::Io, "the writer returned no result for the drive");
+    };
+    if args.json {
+        json_line(&VerifyLine {
+            r#type: "result",
+            ok: exit == Exit::Success,
+            exit_code: exit as u8,
+            image_len: result.image_len,
+            outcome: &target.outcome,
+        });
+        return exit;
+    }
+    match &target.outcome {
+        Outcome::Verified => eprintln!(
+            "{} holds the image: all {} match",
+            args.against.display(),
+            human_bytes(result.image_len)
+        ),
+        Outcome::Written => {}
+        Outcome::Refused { reason } => eprintln!("graver: {reason}"),
+        Outcome::Failed { message, .. } => eprintln!("graver: {message}"),
+    }
+    exit
+}

@@ -1,0 +1,248 @@
+//! macOS: drives from `diskutil`, written through the raw node `/dev/rdiskN` with `F_NOCACHE`.
+//!
+//! Every fact about a disk comes from `diskutil list -plist` and
+//! `diskutil info -plist diskN`, read by [`crate::macos_parse`]; this module
+//! only runs the commands, asks the kernel which device a path is mounted from
+//! (`statfs`), and opens devices.
+
+use std::ffi::{CStr, CString};
+use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::macos_parse::{self, DiskInfo, ListedDisk};
+use crate::{Drive, DriveError, Ejected, Target, io_error, size_by_seek};
+
+/// By full path: the worker runs with administrator rights and must not pick up another `diskutil` from `PATH`.
+const DISKUTIL: &str = "/usr/sbin/diskutil";
+
+// From <sys/disk.h>: _IOR('d', 24, uint32_t) and _IOR('d', 25, uint64_t).
+const DKIOCGETBLOCKSIZE: libc::c_ulong = 0x4004_6418;
+const DKIOCGETBLOCKCOUNT: libc::c_ulong = 0x4008_6419;
+
+/// Runs `diskutil` with `args`; its standard output on success, else what it said went wrong.
+fn diskutil(args: &[&str]) -> Result<Vec<u8>, String> {
+    let output = Command::new(DISKUTIL)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {DISKUTIL}: {e}"))?;
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    // diskutil prints some errors on standard output ("Could not find disk: disk9").
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let message = [stderr.trim(), stdout.trim()]
+        .into_iter()
+        .find(|m| !m.is_empty())
+        .map_or_else(
+            || format!("diskutil {} failed ({})", args.join(" "), output.status),
+            str::to_owned,
+        );
+    Err(message)
+}
+
+/// A `diskutil` failure as the error the user sees, on `path`.
+fn diskutil_error(path: &Path, message: String) -> DriveError {
+    io_error(path, io::Error::other(message))
+}
+
+/// `diskutil info -plist <what>`, parsed.
+fn info(what: &str) -> Result<DiskInfo, String> {
+    let bytes = diskutil(&["info", "-plist", what])?;
+    macos_parse::parse_info(&bytes).map_err(|e| e.to_string())
+}
+
+/// `diskutil list -plist`, parsed.
+fn listed_disks() -> Result<Vec<ListedDisk>, DriveError> {
+    let dev = Path::new("/dev");
+    let bytes = diskutil(&["list", "-plist"]).map_err(|m| diskutil_error(dev, m))?;
+    macos_parse::parse_list(&bytes).map_err(|e| diskutil_error(dev, e.to_string()))
+}
+
+/// Every whole disk: physical disks, APFS containers and attached disk images.
+pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
+    let disks = listed_disks()?;
+    // A disk that vanished between the two commands is simply left out.
+    let infos: Vec<DiskInfo> = disks.iter().filter_map(|disk| info(&disk.name).ok()).collect();
+    let root = mounted_from(Path::new("/"));
+    let exe = std::env::current_exe().ok().and_then(|exe| mounted_from(&exe));
+    Ok(macos_parse::drives(&disks, &infos, root.as_deref(), exe.as_deref()))
+}
+
+/// The BSD name (`disk3s5`) of the device the file system holding `path` is mounted from.
+fn mounted_from(path: &Path) -> Option<String> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a writable statfs; both outlive the call.
+    if unsafe { libc::statfs(path.as_ptr(), &raw mut stat) } != 0 {
+        return None;
+    }
+    device_name(&stat.f_mntfromname)
+}
+
+/// `disk3s5` from a statfs `f_mntfromname` of "/dev/disk3s5"; `None` for "devfs", "map auto_home", a server.
+fn device_name(field: &[libc::c_char]) -> Option<String> {
+    c_field(field).strip_prefix("/dev/").map(str::to_owned)
+}
+
+/// The name of the whole disk a file is stored on; for a file on an APFS
+/// volume, the physical disk the container is stored on.
+pub(crate) fn drive_holding(path: &Path) -> Option<String> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let device = mounted_from(&path)?;
+    let whole = macos_parse::whole_disk_of(&device)?;
+    let Ok(whole_info) = info(&whole) else {
+        return Some(whole);
+    };
+    let store = whole_info
+        .physical_stores
+        .iter()
+        .find_map(|store| macos_parse::whole_disk_of(store))
+        .filter(|store| *store != whole);
+    Some(store.unwrap_or(whole))
+}
+
+/// The `/dev/diskN` node `diskutil` takes for a drive (whose path is `/dev/rdiskN`).
+fn disk_node(drive: &Drive) -> String {
+    format!("/dev/{}", drive.name)
+}
+
+/// Unmounts every volume of the drive (and of APFS containers stored on it), then opens its raw node.
+pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
+    let node = disk_node(drive);
+    diskutil(&["unmountDisk", &node]).map_err(|message| {
+        diskutil_error(
+            &drive.path,
+            format!(
+                "cannot unmount {}: {message}; close the programs using it (Finder windows, terminals, \
+                 backups) and try again",
+                drive.name
+            ),
+        )
+    })?;
+    open_device(&drive.path, true)
+}
+
+/// Ejects a written drive with `diskutil eject`.
+pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
+    let node = disk_node(drive);
+    diskutil(&["eject", &node])
+        .map(|_| Ejected::Ejected)
+        .map_err(|message| diskutil_error(&drive.path, format!("cannot eject {}: {message}", drive.name)))
+}
+
+/// Opens a disk node (`/dev/rdiskN` preferably) with the buffer cache bypassed.
+pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => DriveError::Busy(path.to_path_buf()),
+            Some(libc::EROFS) => DriveError::ReadOnly(path.to_path_buf()),
+            Some(libc::EACCES | libc::EPERM) => DriveError::PermissionDenied(path.to_path_buf()),
+            Some(libc::ENOENT | libc::ENXIO) => DriveError::NotFound(path.to_path_buf()),
+            _ => io_error(path, e),
+        })?;
+    // SAFETY: F_NOCACHE takes an int argument; the descriptor is open for the call's duration.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
+        return Err(io_error(path, io::Error::last_os_error()));
+    }
+    let block_size = ioctl_u32(&file, DKIOCGETBLOCKSIZE).unwrap_or(512).max(1);
+    let capacity = ioctl_u64(&file, DKIOCGETBLOCKCOUNT)
+        .map(|count| count.saturating_mul(u64::from(block_size)))
+        .or_else(|_| size_by_seek(&file))
+        .map_err(|e| io_error(path, e))?;
+    let block_size = usize::try_from(block_size).unwrap_or(crate::MIN_BLOCK_SIZE);
+    Ok(Target::device(file, path, capacity, block_size))
+}
+
+fn ioctl_u32(file: &File, request: libc::c_ulong) -> io::Result<u32> {
+    let mut value: u32 = 0;
+    // SAFETY: the request writes one u32 into `value`, which outlives the call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, &raw mut value) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+fn ioctl_u64(file: &File, request: libc::c_ulong) -> io::Result<u64> {
+    let mut value: u64 = 0;
+    // SAFETY: the request writes one u64 into `value`, which outlives the call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, &raw mut value) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// Nothing to do: once the raw node is closed, DiskArbitration notices the new
+/// partition table and mounts what it can read (and `diskutil eject` follows).
+pub(crate) fn reread_partitions(_file: &File) {}
+
+/// "SanDisk Cruzer" for a disk node (`/dev/rdisk4`, `/dev/disk4`), from `diskutil info`.
+pub(crate) fn model(path: &Path) -> Option<String> {
+    let name = macos_parse::whole_disk_of(path.to_str()?)?;
+    macos_parse::describe(&info(&name).ok()?)
+}
+
+/// A cheap hash of the disk nodes in `/dev` and of the mount table: it changes
+/// when a disk arrives or leaves and when a volume is mounted or unmounted.
+pub(crate) fn fingerprint() -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut names: Vec<Vec<u8>> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().as_bytes().to_vec())
+        .filter(|name| name.starts_with(b"disk"))
+        .collect();
+    names.sort();
+    names.hash(&mut hasher);
+    mounts().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// `(device, mount point)` of every mounted file system, sorted.
+fn mounts() -> Vec<(String, String)> {
+    // SAFETY: a null buffer asks only for the number of mounted file systems.
+    let count = unsafe { libc::getfsstat(std::ptr::null_mut(), 0, libc::MNT_NOWAIT) };
+    let Ok(count) = usize::try_from(count) else {
+        return Vec::new();
+    };
+    // Room for a few mounts more, in case one appears between the two calls.
+    let capacity = count + 8;
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut buffer: Vec<libc::statfs> = vec![unsafe { std::mem::zeroed() }; capacity];
+    let Ok(bytes) = libc::c_int::try_from(capacity * std::mem::size_of::<libc::statfs>()) else {
+        return Vec::new();
+    };
+    // SAFETY: `buffer` holds `capacity` statfs entries, exactly `bytes` bytes, and outlives the call.
+    let filled = unsafe { libc::getfsstat(buffer.as_mut_ptr(), bytes, libc::MNT_NOWAIT) };
+    let Ok(filled) = usize::try_from(filled) else {
+        return Vec::new();
+    };
+    let mut mounts: Vec<(String, String)> = buffer
+        .iter()
+        .take(filled)
+        .map(|stat| (c_field(&stat.f_mntfromname), c_field(&stat.f_mntonname)))
+        .collect();
+    mounts.sort();
+    mounts
+}
+
+/// A NUL-terminated `char` array of a statfs as text.
+fn c_field(field: &[libc::c_char]) -> String {
+    // SAFETY: c_char and u8 have the same size and alignment; the slice stays borrowed.
+    let bytes = unsafe { std::slice::from_raw_parts(field.as_ptr().cast::<u8>(), field.len()) };
+    CStr::from_bytes_until_nul(bytes)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,88 @@
+//! `graver-writer`: Graver's privileged worker. It links no GUI code, is started
+//! by the front end (directly, through pkexec, the macOS authorization prompt or
+//! UAC), speaks the protocol of `graver_writer::protocol` and exits when the
+//! front end goes away.
+//!
+//! Usage: `graver-writer --token HEX [--connect-unix PATH | --connect-pipe NAME]`.
+//! Without a `--connect-*` option it speaks on its standard input and output.
+
+use std::process::ExitCode;
+
+use graver_writer::worker::{Policy, serve};
+
+/// A privileged worker never writes regular files: with root's rights that would
+/// let a user overwrite any file on the system.
+const POLICY: Policy = Policy { allow_files: false };
+
+struct Args {
+    token: String,
+    connect: Connect,
+}
+
+enum Connect {
+    Stdio,
+    #[cfg(unix)]
+    Unix(String),
+    #[cfg(windows)]
+    Pipe(String),
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut token = None;
+    let mut connect = Connect::Stdio;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--token" => token = Some(value()?),
+            #[cfg(unix)]
+            "--connect-unix" => connect = Connect::Unix(value()?),
+            #[cfg(windows)]
+            "--connect-pipe" => connect = Connect::Pipe(value()?),
+            "--version" => return Err(format!("graver-writer {}", env!("CARGO_PKG_VERSION"))),
+            other => return Err(format!("unknown argument {other:?}; this program is started by Graver")),
+        }
+    }
+    let token = token.ok_or("missing --token; this program is started by Graver")?;
+    Ok(Args { token, connect })
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let outcome = match &args.connect {
+        Connect::Stdio => serve(std::io::stdin(), std::io::stdout(), &args.token, POLICY),
+        #[cfg(unix)]
+        Connect::Unix(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{path}: {e}"))?;
+            let reader = stream.try_clone().map_err(|e| e.to_string())?;
+            serve(reader, stream, &args.token, POLICY)
+        }
+        #[cfg(windows)]
+        Connect::Pipe(name) => {
+            let pipe = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(name)
+                .map_err(|e| format!("{name}: {e}"))?;
+            let reader = pipe.try_clone().map_err(|e| e.to_string())?;
+            serve(reader, pipe, &args.token, POLICY)
+        }
+    };
+    outcome.map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("graver-writer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The wire protocol between a front end and the privileged writer worker.
+//!
+//! The whole protocol is in this file; `PROTOCOL.md` beside the crate describes it
+//! for people. A frame is a 4-byte little-endian length followed by that many bytes
+//! of JSON, one message per frame, at most [`MAX_FRAME`] bytes.
+//!
+//! 1. The front end sends [`Request::Hello`] with [`PROTOCOL_VERSION`] and the
+//!    random token it gave the worker when starting it. A frame that does not
+//!    parse, a wrong token or another version ends the worker with
+//!    [`Response::Fatal`]; nothing is written.
+//! 2. The worker answers [`Response::Ready`].
+//! 3. The front end sends one job ([`Request::Write`] or [`Request::Verify`]); the
+//!    worker streams [`Response::Progress`] and ends the job with
+//!    [`Response::Finished`] or [`Response::JobFailed`]. [`Request::Cancel`] may be
+//!    sent at any time during a job. Further jobs may follow.
+//! 4. The worker exits when its input closes: the front end has gone away.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorKind, Progress};
+
+/// Bumped whenever a message changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// No message comes near this; a larger length prefix is garbage.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// A job that writes one image to one or more targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteJob {
+    /// The image file.
+    pub image: PathBuf,
+    /// Whole drives (or, for an unprivileged in-process worker, files) to write.
+    pub targets: Vec<PathBuf>,
+    /// Read every target back and compare.
+    pub verify: bool,
+    /// Eject each target once written and verified.
+    pub eject: bool,
+    /// Names of system drives the user typed to confirm, in unsafe mode; empty otherwise.
+    pub unsafe_names: Vec<String>,
+    /// Allow truncating an existing regular file (in-process workers only).
+    pub overwrite: bool,
+    /// Compute the image's SHA-256 while writing.
+    pub sha256: bool,
+}
+
+/// A job that compares a target with an image without writing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyJob {
+    /// The image file.
+    pub image: PathBuf,
+    /// The drive or file to compare.
+    pub target: PathBuf,
+}
+
+/// Front end → worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// The first frame: proves the sender started this worker.
+    Hello {
+        /// [`PROTOCOL_VERSION`] of the sender.
+        version: u32,
+        /// The token given to the worker at launch.
+        token: String,
+    },
+    /// Start a write.
+    Write(WriteJob),
+    /// Start a comparison.
+    Verify(VerifyJob),
+    /// Stop the running job; the targets' first MiB stays unwritten.
+    Cancel,
+}
+
+/// How one target of a job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Written and read back equal.
+    Verified,
+    /// Written; verification was off.
+    Written,
+    /// Not touched: the worker's own checks refused it.
+    Refused {
+        /// Why, in a sentence.
+        reason: String,
+    },
+    /// Failed part-way.
+    Failed {
+        /// The class of failure.
+        kind: ErrorKind,
+        /// What happened, in a sentence.
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the target holds the image (verified, or written without verification).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Verified | Self::Written)
+    }
+
+    /// The class of failure for exit codes; `None` on success.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Verified | Self::Written => None,
+            Self::Refused { .. } => Some(ErrorKind::Refused),
+            Self::Failed { kind, .. } => Some(*kind),
+        }
+    }
+}
+
+/// One target's part of a [`JobResult`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetResult {
+    /// The target as the job named it.
+    pub target: PathBuf,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// What ejecting said, when ejecting was asked for and the write succeeded.
+    pub ejected: Option<String>,
+}
+
+/// The end of a job that ran: one result per target, in the job's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// Bytes of image written to (or compared with) each successful target.
+    pub image_len: u64,
+    /// SHA-256 of the decompressed image, hex, when computed.
+    pub sha256: Option<String>,
+    /// Wall time of the job.
+    pub elapsed_secs: f64,
+    /// Per target.
+    pub targets: Vec<TargetResult>,
+}
+
+impl JobResult {
+    /// The most serious failure class among the targets, if any failed.
+    pub fn worst(&self) -> Option<ErrorKind> {
+        self.targets
+            .iter()
+            .filter_map(|t| t.outcome.error_kind())
+            .max_by_key(|k| k.rank())
+    }
+}
+
+/// Worker → front end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// The handshake succeeded.
+    Ready {
+        /// The worker's [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// A progress snapshot of the running job.
+    Progress(Progress),
+    /// The job ran to its end (some targets may have failed).
+    Finished(JobResult),
+    /// The job could not run at all or was cancelled: a bad image, nothing writable, a cancellation.
+    JobFailed {
+        /// The class of failure.
+        kind: ErrorKind,
+        /// What happened, in a sentence.
+        message: String,
+    },
+    /// A protocol violation; the worker exits after sending it.
+    Fatal {
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Writes one message as a frame and flushes.
+///
+/// # Errors
+/// When the peer has gone or the message cannot be encoded.
+pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| l as usize <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large for one frame"))?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&body)?;
+    out.flush()
+}
+
+/// Reads one frame; `Ok(None)` when the stream ended cleanly between frames.
+///
+/// # Errors
+/// `InvalidData` for an oversized frame or one that does not parse as `T`;
+/// `UnexpectedEof` for a stream that ends inside a frame; other I/O errors as they come.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < len.len() {
+        match input.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes is larger than the protocol allows"),
+        ));
+    }
+    let mut body = vec![0; len];
+    input.read_exact(&mut body)?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("a frame does not parse: {e}")))
+}
+
+/// A fresh random token for one worker launch: 32 hex digits from the OS's generator.
+///
+/// # Errors
+/// When the OS has no randomness to give.
+pub fn new_token() -> io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

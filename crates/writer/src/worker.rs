@@ -1,0 +1,432 @@
+//! The privileged side: serves one front end over a byte stream, runs one job at
+//! a time with the engine, and trusts nothing the front end says about drives.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use graver_drives::{Access, Drive, Flag, ImageFacts, Severity, Target};
+use graver_image::Image;
+
+use crate::protocol::{
+    JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame, write_frame,
+};
+use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
+
+/// What a worker may do beyond writing listed whole drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Accept regular files as targets. Only a worker running with the user's own
+    /// rights (in-process) may: a privileged one would let the user overwrite any file.
+    pub allow_files: bool,
+}
+
+/// Why a worker stopped serving.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The front end broke the protocol (garbage, wrong token, other version); nothing was written.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The stream to the front end failed.
+    #[error("the connection to the front end failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+type Output<W> = Arc<Mutex<W>>;
+
+fn send<W: Write>(out: &Output<W>, response: &Response) -> io::Result<()> {
+    let mut out = out.lock().map_err(|_| io::Error::other("output lock poisoned"))?;
+    write_frame(&mut *out, response)
+}
+
+fn fatal<W: Write>(out: &Output<W>, message: String) -> ServeError {
+    let _ = send(
+        out,
+        &Response::Fatal {
+            message: message.clone(),
+        },
+    );
+    ServeError::Protocol(message)
+}
+
+/// Serves one front end until its stream closes: the handshake, then jobs.
+///
+/// # Errors
+/// [`ServeError::Protocol`] when the first frame is not a valid hello with the
+/// right token and version, or any later frame is garbage; [`ServeError::Io`]
+/// when the stream fails.
+pub fn serve<R, W>(mut input: R, output: W, token: &str, policy: Policy) -> Result<(), ServeError>
+where
+    R: Read + Send,
+    W: Write + Send,
+{
+    let out = Arc::new(Mutex::new(output));
+    match read_frame::<Request>(&mut input) {
+        Ok(Some(Request::Hello { version, token: given })) => {
+            if version != PROTOCOL_VERSION {
+                return Err(fatal(
+                    &out,
+                    format!("protocol version {version} is not this worker's version {PROTOCOL_VERSION}"),
+                ));
+            }
+            if given != token {
+                return Err(fatal(&out, "wrong token: this worker was not started by you".into()));
+            }
+        }
+        Ok(Some(_)) => return Err(fatal(&out, "the first message must be a hello".into())),
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(fatal(&out, format!("the hello does not parse: {e}"))),
+    }
+    send(
+        &out,
+        &Response::Ready {
+            version: PROTOCOL_VERSION,
+        },
+    )?;
+
+    let cancel = Arc::new(Mutex::new(CancelToken::new()));
+    let (jobs_tx, jobs) = crossbeam_channel::unbounded::<Request>();
+    std::thread::scope(|scope| {
+        let reader_cancel = Arc::clone(&cancel);
+        let reader_out = Arc::clone(&out);
+        let reader = scope.spawn(move || -> Result<(), ServeError> {
+            let cancel_running = || {
+                if let Ok(token) = reader_cancel.lock() {
+                    token.cancel();
+                }
+            };
+            loop {
+                match read_frame::<Request>(&mut input) {
+                    Ok(Some(Request::Cancel)) => cancel_running(),
+                    Ok(Some(Request::Hello { .. })) => {
+                        cancel_running();
+                        return Err(fatal(&reader_out, "a second hello".into()));
+                    }
+                    Ok(Some(job)) => {
+                        let _ = jobs_tx.send(job);
+                    }
+                    // The front end went away: stop whatever runs, leave the first MiB unwritten.
+                    Ok(None) => {
+                        cancel_running();
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        cancel_running();
+                        return Err(fatal(&reader_out, format!("{e}")));
+                    }
+                }
+            }
+        });
+        for job in &jobs {
+            let token = CancelToken::new();
+            if let Ok(mut current) = cancel.lock() {
+                *current = token.clone();
+            }
+            let response = match job {
+                Request::Write(job) => run_write(&job, policy, &out, &token),
+                Request::Verify(job) => run_verify(&job, policy, &out, &token),
+                Request::Hello { .. } | Request::Cancel => continue,
+            };
+            if send(&out, &response).is_err() {
+                break;
+            }
+        }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(ServeError::Protocol("the reader thread panicked".into())))
+    })
+}
+
+fn job_failed(error: &WriteError) -> Response {
+    Response::JobFailed {
+        kind: error.kind(),
+        message: error.to_string(),
+    }
+}
+
+fn open_image(path: &Path) -> Result<Image, Response> {
+    as_invoking_user(|| Image::open(path)).map_err(|e| Response::JobFailed {
+        kind: ErrorKind::BadInput,
+        message: e.to_string(),
+    })
+}
+
+/// A target that passed every check, opened and ready.
+struct Checked {
+    target: Target,
+    drive: Option<Drive>,
+}
+
+/// Re-checks one target against a fresh drive list, as if the front end had said nothing.
+fn check_target(
+    path: &Path,
+    drives: &[Drive],
+    image: &Image,
+    job: &WriteJob,
+    policy: Policy,
+) -> Result<Checked, String> {
+    let shown = path.display();
+    let metadata = std::fs::symlink_metadata(path);
+    let real = std::fs::canonicalize(path);
+    let is_file = real
+        .as_ref()
+        .ok()
+        .and_then(|r| std::fs::metadata(r).ok())
+        .is_some_and(|m| m.is_file());
+    if is_file || (metadata.is_err() && !path.starts_with("/dev") && !is_raw_name(path)) {
+        if !policy.allow_files {
+            return Err(format!(
+                "{shown} is not a whole drive: the privileged writer writes only to drives it finds itself"
+            ));
+        }
+        let access = Access::Write {
+            overwrite_file: job.overwrite,
+        };
+        let target = graver_drives::open_target(path, access).map_err(|e| e.to_string())?;
+        return Ok(Checked { target, drive: None });
+    }
+    let Ok(real) = real else {
+        return Err(format!("{shown}: no such drive; was it unplugged?"));
+    };
+    let Some(drive) = find_listed(drives, &real) else {
+        return Err(format!(
+            "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
+        ));
+    };
+    let size = image.size();
+    let stored_on = graver_drives::drive_holding(image.path());
+    let facts = ImageFacts {
+        size: if size.is_exact() { size.bytes() } else { 0 },
+        stored_on: stored_on.as_deref(),
+    };
+    let notes = graver_drives::classify(drive, Some(facts));
+    let refusals: Vec<&str> = notes
+        .iter()
+        .filter(|n| n.flag.severity() == Severity::Refuse)
+        .map(|n| n.message.as_str())
+        .collect();
+    if !refusals.is_empty() {
+        return Err(refusals.join(" "));
+    }
+    if let Some(system) = notes.iter().find(|n| n.flag == Flag::System)
+        && !job.unsafe_names.contains(&drive.name)
+    {
+        return Err(format!(
+            "{} Writing it needs unsafe mode and the drive's name typed to confirm.",
+            system.message
+        ));
+    }
+    let target = graver_drives::prepare(drive).map_err(|e| e.to_string())?;
+    Ok(Checked {
+        target,
+        drive: Some(drive.clone()),
+    })
+}
+
+/// Windows raw disk names carry no file metadata.
+fn is_raw_name(path: &Path) -> bool {
+    path.to_string_lossy().starts_with(r"\\.\")
+}
+
+/// The listed whole drive whose node `real` is (macOS users may name `/dev/diskN` for `/dev/rdiskN`).
+fn find_listed<'a>(drives: &'a [Drive], real: &Path) -> Option<&'a Drive> {
+    drives.iter().find(|d| {
+        d.path == real
+            || real
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy() == d.name && real.parent() == d.path.parent())
+    })
+}
+
+fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, cancel: &CancelToken) -> Response {
+    let started = Instant::now();
+    let image = match open_image(&job.image) {
+        Ok(image) => image,
+        Err(response) => return response,
+    };
+    if job.targets.is_empty() {
+        return Response::JobFailed {
+            kind: ErrorKind::Refused,
+            message: "no target given".into(),
+        };
+    }
+    let drives = match graver_drives::list() {
+        Ok(drives) => drives,
+        Err(e) => {
+            return Response::JobFailed {
+                kind: ErrorKind::Io,
+                message: e.to_string(),
+            };
+        }
+    };
+    let mut checked: Vec<Result<Checked, String>> = job
+        .targets
+        .iter()
+        .map(|t| check_target(t, &drives, &image, job, policy))
+        .collect();
+    let mut devices: Vec<&mut dyn Device> = checked
+        .iter_mut()
+        .filter_map(|c| c.as_mut().ok())
+        .map(|c| &mut c.target as &mut dyn Device)
+        .collect();
+    let mut outcomes = Vec::new();
+    let mut sha256 = None;
+    let mut image_len = 0;
+    if !devices.is_empty() {
+        let options = WriteOptions {
+            verify: job.verify,
+            sha256: job.sha256,
+        };
+        let forward = |p: &crate::Progress| {
+            if send(out, &Response::Progress(p.clone())).is_err() {
+                cancel.cancel();
+            }
+        };
+        let report = as_invoking_user(|| crate::write(&image, &mut devices, options, &forward, cancel));
+        match report {
+            Ok(report) => {
+                sha256 = report.sha256.as_ref().map(graver_image::sha256_hex);
+                image_len = report.image_len;
+                outcomes = report
+                    .devices
+                    .into_iter()
+                    .map(|d| match d.result {
+                        Ok(true) => Outcome::Verified,
+                        Ok(false) => Outcome::Written,
+                        Err(e) => Outcome::Failed {
+                            kind: e.kind(),
+                            message: e.to_string(),
+                        },
+                    })
+                    .collect();
+            }
+            Err(e) => return job_failed(&e),
+        }
+    }
+    let mut outcomes = outcomes.into_iter();
+    let mut targets = Vec::new();
+    for (path, check) in job.targets.iter().zip(checked) {
+        let (outcome, drive) = match check {
+            Err(reason) => (Outcome::Refused { reason }, None),
+            Ok(checked) => {
+                drop(checked.target);
+                let outcome = outcomes.next().unwrap_or(Outcome::Failed {
+                    kind: ErrorKind::Io,
+                    message: "the engine reported no result".into(),
+                });
+                (outcome, checked.drive)
+            }
+        };
+        let ejected = match drive {
+            Some(drive) if job.eject && outcome.is_success() => Some(match graver_drives::eject(&drive) {
+                Ok(graver_drives::Ejected::Ejected) => format!("{} was ejected: safe to remove", drive.name),
+                Ok(graver_drives::Ejected::NotSupported(why)) => why,
+                Err(e) => format!("ejecting failed: {e}"),
+            }),
+            _ => None,
+        };
+        targets.push(TargetResult {
+            target: path.clone(),
+            outcome,
+            ejected,
+        });
+    }
+    Response::Finished(JobResult {
+        image_len,
+        sha256,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        targets,
+    })
+}
+
+fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>, cancel: &CancelToken) -> Response {
+    let started = Instant::now();
+    let image = match open_image(&job.image) {
+        Ok(image) => image,
+        Err(response) => return response,
+    };
+    let real = std::fs::canonicalize(&job.target).unwrap_or_else(|_| job.target.clone());
+    let is_file = std::fs::metadata(&real).is_ok_and(|m| m.is_file());
+    if is_file && !policy.allow_files {
+        return Response::JobFailed {
+            kind: ErrorKind::Refused,
+            message: format!("{} is not a whole drive", job.target.display()),
+        };
+    }
+    if !is_file {
+        let listed = graver_drives::list().map(|drives| find_listed(&drives, &real).is_some());
+        if !matches!(listed, Ok(true)) {
+            return Response::JobFailed {
+                kind: ErrorKind::Refused,
+                message: format!("{} is not a whole drive in the list of drives", job.target.display()),
+            };
+        }
+    }
+    let mut target = match graver_drives::open_target(&real, Access::Read) {
+        Ok(target) => target,
+        Err(e) => {
+            return Response::JobFailed {
+                kind: ErrorKind::Refused,
+                message: e.to_string(),
+            };
+        }
+    };
+    let forward = |p: &crate::Progress| {
+        if send(out, &Response::Progress(p.clone())).is_err() {
+            cancel.cancel();
+        }
+    };
+    let outcome = match as_invoking_user(|| crate::compare(&image, &mut target, &forward, cancel)) {
+        Ok(report) => {
+            return Response::Finished(JobResult {
+                image_len: report.image_len,
+                sha256: None,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+                targets: vec![TargetResult {
+                    target: job.target.clone(),
+                    outcome: Outcome::Verified,
+                    ejected: None,
+                }],
+            });
+        }
+        Err(e @ (WriteError::BadImage(_) | WriteError::SourceIo(_) | WriteError::Cancelled)) => return job_failed(&e),
+        Err(e) => Outcome::Failed {
+            kind: e.kind(),
+            message: e.to_string(),
+        },
+    };
+    Response::Finished(JobResult {
+        image_len: 0,
+        sha256: None,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        targets: vec![TargetResult {
+            target: job.target.clone(),
+            outcome,
+            ejected: None,
+        }],
+    })
+}
+
+/// Runs `f` with file access checked as the user who asked for elevation, so a
+/// worker started through `pkexec` reads only images that user may read. The
+/// devices are already open by then; Linux keeps the file-system identity per
+/// thread, and threads started inside `f` inherit it.
+fn as_invoking_user<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(target_os = "linux")]
+    {
+        let uid = std::env::var("PKEXEC_UID")
+            .ok()
+            .and_then(|u| u.parse::<libc::uid_t>().ok());
+        if let Some(uid) = uid.filter(|&u| u != 0) {
+            // SAFETY: setfsuid only changes this thread's file-system uid; it has no memory effects.
+            let previous = unsafe { libc::setfsuid(uid) };
+            let result = f();
+            // SAFETY: as above, restoring the previous value.
+            unsafe { libc::setfsuid(u32::try_from(previous).unwrap_or(0)) };
+            return result;
+        }
+    }
+    f()
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: the built `graver` binary against real images (made with
+//! sfdisk, mkfs.ext4 and the real compressors) and real loop devices.
+//!
+//! Tests that need loop devices print "skipped: needs root for loop devices" and
+//! pass when not run as root. Nothing here measures time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod cancel;
+mod cli;
+mod hash;
+mod support;
+mod write;

@@ -1,0 +1,660 @@
+//! Helpers: finding and running the `graver` binary, loop devices that clean up after
+//! themselves, and one realistic disk image (MBR, ext4 with files, odd tail) built once
+//! per test process and compressed with the real tools.
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+/// Where scratch files and loop-device backing files live: RAM, so tests are fast.
+const SHM: &str = "/dev/shm";
+
+/// Skips the calling test (it passes) when the process is not root.
+macro_rules! require_root {
+    () => {
+        if !$crate::support::is_root() {
+            eprintln!("skipped: needs root for loop devices");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
+/// The workspace root (the folder holding the top-level Cargo.toml).
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// `<target>/debug/graver`, built with `cargo build -p graver` if it is not there yet.
+pub fn graver_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        // <target>/debug/deps/e2e-HASH -> <target>/debug/graver
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in <target>/<profile>/deps");
+        let bin = profile_dir.join(format!("graver{}", std::env::consts::EXE_SUFFIX));
+        if !bin.is_file() {
+            let cargo = option_env!("CARGO").unwrap_or("cargo");
+            let mut build = Command::new(cargo);
+            build.args(["build", "-p", "graver"]).current_dir(workspace_root());
+            if profile_dir.file_name() == Some(OsStr::new("release")) {
+                build.arg("--release");
+            }
+            check(&mut build);
+        }
+        assert!(bin.is_file(), "graver binary not found at {}", bin.display());
+        bin
+    })
+}
+
+/// A `Command` for the graver binary; add the arguments, then [`run`] it.
+pub fn graver() -> Command {
+    Command::new(graver_bin())
+}
+
+/// What a finished command left behind.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+    what: String,
+}
+
+impl Run {
+    fn new(what: String, output: &Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            what,
+        }
+    }
+
+    /// Asserts the exit code, printing the command and its output when it differs.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self}");
+        self
+    }
+
+    /// Asserts that stderr holds `needle`.
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self}");
+        self
+    }
+
+    /// Every stdout line, parsed as JSON.
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}\n{self}")))
+            .collect()
+    }
+
+    /// The `{"type":"result",...}` line, which must be the last one.
+    #[track_caller]
+    pub fn result(&self) -> Value {
+        let lines = self.json_lines();
+        let last = lines
+            .last()
+            .cloned()
+            .unwrap_or_else(|| panic!("no JSON on stdout\n{self}"));
+        assert_eq!(last["type"], "result", "last JSON line is not the result\n{self}");
+        last
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "command: {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what,
+            self.code,
+            tail(&self.stdout),
+            tail(&self.stderr)
+        )
+    }
+}
+
+/// The last few KiB of a long output, so failures stay readable.
+fn tail(text: &str) -> &str {
+    const KEEP: usize = 4000;
+    if text.len() <= KEEP {
+        return text;
+    }
+    let mut start = text.len() - KEEP;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn describe(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// Runs a command with no stdin and returns what it did, whatever its exit code.
+pub fn run(command: &mut Command) -> Run {
+    let what = describe(command);
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    Run::new(what, &output)
+}
+
+/// Runs a command with `input` on its stdin.
+pub fn run_with_stdin(command: &mut Command, input: &str) -> Run {
+    let what = describe(command);
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // The program may exit before reading everything; a broken pipe is fine then.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    Run::new(what, &output)
+}
+
+/// Runs a helper tool that must succeed; returns its stdout.
+#[track_caller]
+pub fn check(command: &mut Command) -> String {
+    let result = run(command);
+    assert_eq!(result.code, 0, "helper command failed\n{result}");
+    result.stdout
+}
+
+/// Whether this process runs as root (loop devices need it).
+pub fn is_root() -> bool {
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
+}
+
+/// Whether `tool` can be found on PATH (or in the sbin folders, which non-login PATHs may lack).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// `tool` by full path when found, so sbin tools work with a short PATH.
+pub fn tool(tool: &str) -> Command {
+    Command::new(find_tool(tool).unwrap_or_else(|| PathBuf::from(tool)))
+}
+
+/// The SHA-256 of a file, as `sha256sum` prints it.
+pub fn sha256sum(path: &Path) -> String {
+    let out = check(Command::new("sha256sum").arg(path));
+    out.split_whitespace().next().expect("sha256sum output").to_string()
+}
+
+/// Asserts that the first `len` bytes of `a` and `b` are equal, using `cmp`.
+#[track_caller]
+pub fn assert_cmp(a: &Path, b: &Path, len: u64) {
+    check(Command::new("cmp").arg("-n").arg(len.to_string()).arg(a).arg(b));
+}
+
+/// Reads `len` bytes at `offset` of a file or device.
+pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut buf = vec![0; len];
+    file.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("read {len} bytes at {offset} of {}: {e}", path.display()));
+    buf
+}
+
+/// Asserts that `len` bytes at `offset` of `path` are all zeros.
+#[track_caller]
+pub fn assert_zeros(path: &Path, offset: u64, len: u64, why: &str) {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut left = len;
+    let mut pos = offset;
+    let mut buf = vec![0u8; MIB as usize];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..n]).expect("read");
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            panic!(
+                "{}: byte {} is {:#04x}, not zero: {why}",
+                path.display(),
+                pos + i as u64,
+                buf[i]
+            );
+        }
+        left -= n as u64;
+        pos += n as u64;
+    }
+}
+
+/// A deterministic xorshift generator: "random" content without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// `len` pseudo-random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            out.extend_from_slice(&self.0.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// The common prefix of everything this process puts in /dev/shm.
+fn shm_prefix() -> String {
+    format!("graver-e2e-{}-", pid())
+}
+
+/// Removes what earlier, killed test runs left in /dev/shm (and detaches their loop devices).
+fn sweep_stale() {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| {
+        let Ok(entries) = std::fs::read_dir(SHM) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("graver-e2e-") else {
+                continue;
+            };
+            let Some(owner) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if owner == pid() || Path::new(&format!("/proc/{owner}")).exists() {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                if is_root() {
+                    detach_all_for(&path);
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    });
+}
+
+/// Detaches every loop device backed by `file`.
+fn detach_all_for(file: &Path) {
+    let Ok(out) = tool("losetup").arg("-j").arg(file).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(dev) = line.split(':').next() {
+            let _ = tool("losetup").arg("-d").arg(dev).output();
+        }
+    }
+}
+
+/// A scratch folder in /dev/shm, removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    sweep_stale();
+    tempfile::Builder::new()
+        .prefix(&shm_prefix())
+        .tempdir_in(SHM)
+        .or_else(|_| tempfile::Builder::new().prefix(&shm_prefix()).tempdir())
+        .expect("create a scratch folder")
+}
+
+/// A loop device backed by a zero-filled file in /dev/shm; detached and removed on drop,
+/// also when the test panics.
+pub struct Loop {
+    /// `/dev/loopN`.
+    pub dev: PathBuf,
+    backing: PathBuf,
+    /// The device's size in bytes.
+    pub size: u64,
+}
+
+impl Loop {
+    /// A writable loop device of `size` bytes.
+    pub fn new(size: u64) -> Self {
+        Self::attach(size, false)
+    }
+
+    /// A read-only loop device (`losetup -r`) of `size` bytes.
+    pub fn read_only(size: u64) -> Self {
+        Self::attach(size, true)
+    }
+
+    fn attach(size: u64, read_only: bool) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        sweep_stale();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let backing = PathBuf::from(SHM).join(format!("{}loop-{n}.img", shm_prefix()));
+        File::create(&backing)
+            .and_then(|f| f.set_len(size))
+            .unwrap_or_else(|e| panic!("create {}: {e}", backing.display()));
+        let mut last = None;
+        for attempt in 0..5 {
+            let mut losetup = tool("losetup");
+            losetup.args(["--find", "--show"]);
+            if read_only {
+                losetup.arg("-r");
+            }
+            let result = run(losetup.arg(&backing));
+            if result.code == 0 {
+                let dev = PathBuf::from(result.stdout.trim());
+                return Self { dev, backing, size };
+            }
+            last = Some(result);
+            std::thread::sleep(std::time::Duration::from_millis(100 * (attempt + 1)));
+        }
+        let _ = std::fs::remove_file(&backing);
+        panic!(
+            "losetup failed five times\n{}",
+            last.map(|r| r.to_string()).unwrap_or_default()
+        );
+    }
+
+    /// Asserts the whole device reads as zeros.
+    #[track_caller]
+    pub fn assert_all_zeros(&self, why: &str) {
+        assert_zeros(&self.dev, 0, self.size, why);
+    }
+
+    /// Asserts the first MiB reads as zeros, so nothing on it looks bootable.
+    #[track_caller]
+    pub fn assert_first_mib_zeros(&self, why: &str) {
+        assert_zeros(&self.dev, 0, MIB, why);
+    }
+
+    /// Changes one byte on the device (bitwise NOT) and flushes it to the backing file.
+    pub fn flip_byte(&self, offset: u64) {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.dev)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.dev.display()));
+        let mut byte = [0u8; 1];
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.read_exact(&mut byte).expect("read");
+        byte[0] = !byte[0];
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.write_all(&byte).expect("write");
+        file.sync_all().expect("fsync");
+        drop(file);
+        check(&mut Command::new("sync"));
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let mut detached = false;
+        for attempt in 0..10 {
+            match tool("losetup").arg("-d").arg(&self.dev).output() {
+                Ok(o) if o.status.success() => {
+                    detached = true;
+                    break;
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(50 * (attempt + 1))),
+            }
+        }
+        if !detached {
+            eprintln!("warning: could not detach {}", self.dev.display());
+        }
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+/// The test image and its compressed copies, made once per test process.
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    /// The raw image: MBR, an ext4 partition at 1 MiB, and a 1234-byte tail.
+    pub raw: PathBuf,
+    /// Its length in bytes (48 MiB + 1234).
+    pub len: u64,
+    /// Its SHA-256 as `sha256sum` prints it.
+    pub sha256: String,
+}
+
+/// The compressed formats, by file extension.
+pub const COMPRESSED: [&str; 5] = ["xz", "zst", "gz", "bz2", "zip"];
+
+/// The image length: not a multiple of 4096 on purpose.
+pub const IMAGE_LEN: u64 = 48 * MIB + 1234;
+
+impl Fixture {
+    /// The image compressed as `ext` (`image.img.xz` and so on); "img" is the raw image.
+    pub fn file(&self, ext: &str) -> PathBuf {
+        if ext == "img" || ext == "raw" {
+            return self.raw.clone();
+        }
+        let mut name = self.raw.as_os_str().to_os_string();
+        name.push(".");
+        name.push(ext);
+        PathBuf::from(name)
+    }
+}
+
+/// The shared fixture, built by the first test that asks for it.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_fixture)
+}
+
+fn build_fixture() -> Fixture {
+    let dir = scratch();
+    let root = dir.path();
+
+    // Files for the filesystem: random, text, a subfolder, an empty file.
+    let content = root.join("content");
+    std::fs::create_dir_all(content.join("docs")).expect("mkdir");
+    let mut rng = Rng::new(42);
+    std::fs::write(content.join("random.bin"), rng.bytes(6 * MIB as usize)).expect("write");
+    let mut text = String::new();
+    let mut line = 0u64;
+    while text.len() < 2 * MIB as usize {
+        line += 1;
+        text.push_str(&format!(
+            "{line:08}: The quick brown fox jumps over the lazy dog; graver writes images verbatim.\n"
+        ));
+    }
+    std::fs::write(content.join("docs/text.txt"), &text).expect("write");
+    std::fs::write(content.join("README"), "Made by graver's end-to-end tests.\n").expect("write");
+    std::fs::write(content.join("empty"), "").expect("write");
+
+    // An ext4 filesystem holding them.
+    let fs = root.join("fs.img");
+    check(
+        tool("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&content)
+            .arg(&fs)
+            .arg("40M"),
+    );
+
+    // The disk: an MBR with one Linux partition from 1 MiB to the end, the filesystem in it.
+    let raw = root.join("image.img");
+    File::create(&raw)
+        .and_then(|f| f.set_len(48 * MIB))
+        .expect("create image");
+    partition(&raw);
+    check(
+        Command::new("dd")
+            .arg(format!("if={}", fs.display()))
+            .arg(format!("of={}", raw.display()))
+            .args(["bs=1M", "seek=1", "conv=notrunc", "status=none"]),
+    );
+    std::fs::remove_file(&fs).expect("remove fs.img");
+    std::fs::remove_dir_all(&content).expect("remove content");
+    // A tail that is not a whole number of sectors, let alone of 4 KiB pages.
+    let mut file = OpenOptions::new().append(true).open(&raw).expect("open image");
+    file.write_all(&rng.bytes(1234)).expect("append tail");
+    drop(file);
+    assert_eq!(std::fs::metadata(&raw).expect("stat").len(), IMAGE_LEN);
+
+    // The compressed copies, made side by side by the real tools.
+    let name = "image.img";
+    let jobs: Vec<(&str, Command)> = vec![
+        ("xz", {
+            let mut c = Command::new("xz");
+            c.args(["-T0", "--block-size=4MiB", "-k", name]);
+            c
+        }),
+        ("zstd", {
+            let mut c = Command::new("zstd");
+            c.args(["-q", "-k", name]);
+            c
+        }),
+        ("gzip", {
+            let mut c = Command::new("gzip");
+            c.args(["-k", name]);
+            c
+        }),
+        ("bzip2", {
+            let mut c = Command::new("bzip2");
+            c.args(["-k", name]);
+            c
+        }),
+        ("zip", {
+            let mut c = Command::new("zip");
+            c.args(["-q", "-j", "image.img.zip", name]);
+            c
+        }),
+    ];
+    let children: Vec<_> = jobs
+        .into_iter()
+        .map(|(label, mut command)| {
+            let what = describe(&command);
+            let child = command
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {label} ({what}): {e}"));
+            (what, child)
+        })
+        .collect();
+    for (what, child) in children {
+        let output = child.wait_with_output().expect("wait for compressor");
+        let result = Run::new(what, &output);
+        assert_eq!(result.code, 0, "compressing the fixture failed\n{result}");
+    }
+
+    let sha256 = sha256sum(&raw);
+    let fixture = Fixture {
+        _dir: dir,
+        raw,
+        len: IMAGE_LEN,
+        sha256,
+    };
+    for ext in COMPRESSED {
+        assert!(fixture.file(ext).is_file(), "{} missing", fixture.file(ext).display());
+    }
+    fixture
+}
+
+/// Writes a DOS partition table with one type-83 partition from 1 MiB to the end:
+/// with `sfdisk` when it is installed, else the same 512 bytes by hand.
+fn partition(raw: &Path) {
+    if find_tool("sfdisk").is_some() {
+        let mut command = tool("sfdisk");
+        command.arg("--quiet").arg(raw);
+        let result = run_with_stdin(&mut command, "label: dos\nlabel-id: 0x6772766e\nstart=2048, type=83\n");
+        assert_eq!(result.code, 0, "sfdisk failed\n{result}");
+        return;
+    }
+    let sectors = std::fs::metadata(raw).expect("stat").len() / 512;
+    let mut mbr = [0u8; 512];
+    mbr[440..444].copy_from_slice(&0x6772_766e_u32.to_le_bytes());
+    let entry = &mut mbr[446..462];
+    entry[1..4].copy_from_slice(&[0x20, 0x21, 0x00]); // CHS of LBA 2048
+    entry[4] = 0x83;
+    entry[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+    entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&((sectors - 2048) as u32).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    let mut file = OpenOptions::new().write(true).open(raw).expect("open image");
+    file.write_all(&mbr).expect("write MBR");
+}
+
+/// A copy of `src` with its length cut to `len`.
+pub fn truncated_copy(src: &Path, dst: &Path, len: u64) {
+    std::fs::copy(src, dst).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(dst)
+        .and_then(|f| f.set_len(len))
+        .expect("truncate");
+}
+
+/// A copy of `src` with the byte at `offset` inverted.
+pub fn flipped_copy(src: &Path, dst: &Path, offset: u64) {
+    std::fs::copy(src, dst).expect("copy");
+    let mut file = OpenOptions::new().read(true).write(true).open(dst).expect("open");
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    file.read_exact(&mut byte).expect("read");
+    byte[0] = !byte[0];
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    file.write_all(&byte).expect("write");
+}
+
+/// Links (or copies) `src` into `dir` under `name`.
+pub fn link_into(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    let dst = dir.join(name);
+    if std::fs::hard_link(src, &dst).is_err() {
+        std::fs::copy(src, &dst).expect("copy");
+    }
+    dst
+}

@@ -1,0 +1,220 @@
+//! Writing the image in every format to loop devices and files, and the refusals.
+
+use crate::support::{IMAGE_LEN, Loop, MIB, assert_cmp, fixture, graver, require_root, run, run_with_stdin, scratch};
+
+/// Writes `ext` with `--json`, then checks the device byte for byte and the reported digest.
+fn write_format(ext: &str) {
+    require_root!();
+    let fx = fixture();
+    let device = Loop::new(64 * MIB);
+    let image = fx.file(ext);
+    let out = run(graver()
+        .arg("write")
+        .arg(&image)
+        .arg("--to")
+        .arg(&device.dev)
+        .args(["--yes", "--json"]));
+    out.expect_code(0);
+    let result = out.result();
+    assert_eq!(result["ok"], true, "{out}");
+    assert_eq!(result["exit_code"], 0, "{out}");
+    assert_eq!(result["image_len"], IMAGE_LEN, "{out}");
+    assert_eq!(
+        result["sha256"],
+        fx.sha256.as_str(),
+        "digest differs from sha256sum\n{out}"
+    );
+    let devices = result["devices"].as_array().expect("devices array");
+    assert_eq!(devices.len(), 1, "{out}");
+    assert_eq!(devices[0]["ok"], true, "{out}");
+    assert_eq!(devices[0]["verified"], true, "{out}");
+    let progress = out.json_lines();
+    assert!(
+        progress.iter().any(|l| l["type"] == "progress"),
+        "no progress line\n{out}"
+    );
+    assert_cmp(&fx.raw, &device.dev, fx.len);
+
+    // The human form too, on a fresh device: exit 0 and a success sentence.
+    let device = Loop::new(64 * MIB);
+    let out = run(graver()
+        .arg("write")
+        .arg(&image)
+        .arg("--to")
+        .arg(&device.dev)
+        .arg("--yes"));
+    out.expect_code(0).expect_stderr("wrote and verified");
+    assert_cmp(&fx.raw, &device.dev, fx.len);
+}
+
+#[test]
+fn writes_raw() {
+    write_format("img");
+}
+
+#[test]
+fn writes_xz() {
+    write_format("xz");
+}
+
+#[test]
+fn writes_zst() {
+    write_format("zst");
+}
+
+#[test]
+fn writes_gz() {
+    write_format("gz");
+}
+
+#[test]
+fn writes_bz2() {
+    write_format("bz2");
+}
+
+#[test]
+fn writes_zip() {
+    write_format("zip");
+}
+
+#[test]
+fn verify_finds_a_changed_byte() {
+    require_root!();
+    let fx = fixture();
+    let device = Loop::new(64 * MIB);
+    let xz = fx.file("xz");
+    run(graver()
+        .arg("write")
+        .arg(&xz)
+        .arg("--to")
+        .arg(&device.dev)
+        .args(["--yes", "--no-verify"]))
+    .expect_code(0);
+    run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev)).expect_code(0);
+    let out = run(graver()
+        .arg("verify")
+        .arg(&xz)
+        .arg("--against")
+        .arg(&device.dev)
+        .arg("--json"));
+    out.expect_code(0);
+    assert_eq!(out.result()["ok"], true, "{out}");
+
+    let offset = 5 * MIB + 7;
+    device.flip_byte(offset);
+    let out = run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev));
+    out.expect_code(6).expect_stderr("5242887");
+    let out = run(graver()
+        .arg("verify")
+        .arg(&xz)
+        .arg("--against")
+        .arg(&device.dev)
+        .arg("--json"));
+    out.expect_code(6);
+    let result = out.result();
+    assert_eq!(result["ok"], false, "{out}");
+    assert_eq!(result["exit_code"], 6, "{out}");
+    assert!(
+        result["error"].as_str().unwrap_or_default().contains("5242887"),
+        "the error does not name the offset\n{out}"
+    );
+}
+
+#[test]
+fn refuses_a_device_that_is_too_small() {
+    require_root!();
+    let fx = fixture();
+    let device = Loop::new(32 * MIB);
+    for ext in ["img", "xz"] {
+        let out = run(graver()
+            .arg("write")
+            .arg(fx.file(ext))
+            .arg("--to")
+            .arg(&device.dev)
+            .arg("--yes"));
+        out.expect_code(4).expect_stderr("too small");
+        device.assert_all_zeros(&format!("a refused {ext} write must not touch the device"));
+    }
+}
+
+#[test]
+fn refuses_a_read_only_device() {
+    require_root!();
+    let fx = fixture();
+    let device = Loop::read_only(64 * MIB);
+    let out = run(graver()
+        .arg("write")
+        .arg(&fx.raw)
+        .arg("--to")
+        .arg(&device.dev)
+        .arg("--yes"));
+    out.expect_code(4).expect_stderr("read-only");
+    let out = run(graver()
+        .arg("write")
+        .arg(&fx.raw)
+        .arg("--to")
+        .arg(&device.dev)
+        .args(["--yes", "--json"]));
+    out.expect_code(4);
+    assert!(
+        out.result()["error"].as_str().unwrap_or_default().contains("read-only"),
+        "{out}"
+    );
+    device.assert_all_zeros("a read-only device cannot change");
+}
+
+#[test]
+fn asks_before_erasing_a_device() {
+    require_root!();
+    let fx = fixture();
+    let device = Loop::new(64 * MIB);
+    let out = run_with_stdin(graver().arg("write").arg(&fx.raw).arg("--to").arg(&device.dev), "n\n");
+    out.expect_code(4)
+        .expect_stderr("not confirmed")
+        .expect_stderr("Continue?");
+    device.assert_all_zeros("answering no must leave the device alone");
+
+    // No answer at all (stdin closed) is a no too.
+    let out = run(graver().arg("write").arg(&fx.raw).arg("--to").arg(&device.dev));
+    out.expect_code(4).expect_stderr("not confirmed");
+    device.assert_all_zeros("no answer must leave the device alone");
+
+    let out = run_with_stdin(graver().arg("write").arg(&fx.raw).arg("--to").arg(&device.dev), "y\n");
+    out.expect_code(0);
+    assert_cmp(&fx.raw, &device.dev, fx.len);
+}
+
+#[test]
+fn writes_a_regular_file_and_never_truncates_one_silently() {
+    let fx = fixture();
+    let dir = scratch();
+    let target = dir.path().join("copy.img");
+    let out = run(graver().arg("write").arg(fx.file("xz")).arg("--to").arg(&target));
+    out.expect_code(0);
+    assert_eq!(std::fs::metadata(&target).expect("stat").len(), fx.len, "{out}");
+    assert_cmp(&fx.raw, &target, fx.len);
+
+    // Another, smaller image: if it were written, the file would change.
+    let other = dir.path().join("other.img");
+    std::fs::write(&other, vec![0xAB; MIB as usize]).expect("write other.img");
+    let out = run(graver().arg("write").arg(&other).arg("--to").arg(&target).arg("--yes"));
+    out.expect_code(4)
+        .expect_stderr("already exists")
+        .expect_stderr("--overwrite");
+    assert_eq!(std::fs::metadata(&target).expect("stat").len(), fx.len, "{out}");
+    assert_cmp(&fx.raw, &target, fx.len);
+
+    let out = run(graver()
+        .arg("write")
+        .arg(&other)
+        .arg("--to")
+        .arg(&target)
+        .arg("--overwrite"));
+    out.expect_code(0);
+    assert_eq!(
+        std::fs::metadata(&target).expect("stat").len(),
+        MIB,
+        "--overwrite must truncate the file to the image\n{out}"
+    );
+    assert_cmp(&other, &target, MIB);
+}
