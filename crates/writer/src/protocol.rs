@@ -230,3 +230,180 @@ pub fn new_token() -> io::Result<String> {
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use graver_image::ImageSize;
+
+    use super::*;
+    use crate::{DeviceProgress, Phase};
+
+    fn write_job() -> WriteJob {
+        WriteJob {
+            image: "/home/user/nixos.iso.xz".into(),
+            targets: vec!["/dev/sdb".into(), "/dev/sdc".into()],
+            verify: true,
+            eject: true,
+            unsafe_names: Vec::new(),
+            overwrite: false,
+            sha256: false,
+        }
+    }
+
+    /// One sample of every message, named after its fixture file.
+    fn samples() -> (Vec<(&'static str, Request)>, Vec<(&'static str, Response)>) {
+        let requests = vec![
+            (
+                "hello",
+                Request::Hello {
+                    version: PROTOCOL_VERSION,
+                    token: "00112233445566778899aabbccddeeff".into(),
+                },
+            ),
+            ("write", Request::Write(write_job())),
+            (
+                "verify",
+                Request::Verify(VerifyJob {
+                    image: "/home/user/nixos.iso".into(),
+                    target: "/dev/sdb".into(),
+                }),
+            ),
+            ("cancel", Request::Cancel),
+        ];
+        let progress = Progress {
+            phase: Phase::Writing,
+            bytes: 1 << 30,
+            total: ImageSize::Estimate(4 << 30),
+            fraction: 0.25,
+            rate: 3.5e7,
+            eta_secs: Some(92.0),
+            devices: vec![DeviceProgress {
+                name: "/dev/sdb".into(),
+                phase: Phase::Writing,
+                bytes: 1 << 30,
+            }],
+        };
+        let responses = vec![
+            (
+                "ready",
+                Response::Ready {
+                    version: PROTOCOL_VERSION,
+                },
+            ),
+            ("progress", Response::Progress(progress)),
+            (
+                "finished",
+                Response::Finished(JobResult {
+                    image_len: 4 << 30,
+                    sha256: Some("ab".repeat(32)),
+                    elapsed_secs: 120.5,
+                    targets: vec![
+                        TargetResult {
+                            target: "/dev/sdb".into(),
+                            outcome: Outcome::Verified,
+                            ejected: Some("sdb was ejected: safe to remove".into()),
+                        },
+                        TargetResult {
+                            target: "/dev/sdc".into(),
+                            outcome: Outcome::Failed {
+                                kind: ErrorKind::Io,
+                                message: "/dev/sdc: writing failed at byte 1048576: Input/output error".into(),
+                            },
+                            ejected: None,
+                        },
+                        TargetResult {
+                            target: "/dev/sdd".into(),
+                            outcome: Outcome::Refused {
+                                reason: "sdd is read-only; check its write-protect switch.".into(),
+                            },
+                            ejected: None,
+                        },
+                    ],
+                }),
+            ),
+            (
+                "job_failed",
+                Response::JobFailed {
+                    kind: ErrorKind::BadInput,
+                    message: "the image is corrupt or truncated: the xz data is corrupt".into(),
+                },
+            ),
+            (
+                "fatal",
+                Response::Fatal {
+                    message: "wrong token: this worker was not started by you".into(),
+                },
+            ),
+        ];
+        (requests, responses)
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protocol").join(format!("{name}.json"));
+        if std::env::var_os("GRAVER_BLESS").is_some() {
+            return String::new();
+        }
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with GRAVER_BLESS=1 to record)", path.display()))
+    }
+
+    fn check<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(name: &str, message: &T) {
+        let mut frame = Vec::new();
+        write_frame(&mut frame, message).unwrap();
+        let body = &frame[4..];
+        assert_eq!(u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize, body.len());
+        let json = std::str::from_utf8(body).unwrap();
+        if std::env::var_os("GRAVER_BLESS").is_some() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protocol");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.json")), format!("{json}\n")).unwrap();
+        } else {
+            assert_eq!(json, fixture(name).trim_end(), "the wire format of {name} changed");
+        }
+        let back: T = read_frame(&mut frame.as_slice()).unwrap().unwrap();
+        assert_eq!(&back, message);
+    }
+
+    #[test]
+    fn every_message_round_trips_and_matches_its_recorded_frame() {
+        let (requests, responses) = samples();
+        for (name, request) in &requests {
+            check(name, request);
+        }
+        for (name, response) in &responses {
+            check(name, response);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_errors_not_messages() {
+        let oversized = (u32::try_from(MAX_FRAME).unwrap() + 1).to_le_bytes();
+        let error = read_frame::<Request>(&mut oversized.as_slice()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+
+        let mut garbage = 5u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(b"\x00\xffxyz");
+        assert_eq!(read_frame::<Request>(&mut garbage.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+
+        let unknown = br#"{"type":"format_disk"}"#;
+        let mut frame = u32::try_from(unknown.len()).unwrap().to_le_bytes().to_vec();
+        frame.extend_from_slice(unknown);
+        assert_eq!(read_frame::<Request>(&mut frame.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+
+        let cut = [10u8, 0, 0, 0, b'{'];
+        assert_eq!(read_frame::<Request>(&mut cut.as_slice()).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(read_frame::<Request>(&mut [].as_slice()).unwrap().is_none(), "a clean end is not an error");
+    }
+
+    #[test]
+    fn tokens_are_fresh_hex() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
