@@ -94,10 +94,7 @@ fn sigint_cancels_and_leaves_the_first_mib_blank() {
     assert_eq!(result["type"], "result", "{transcript}");
     assert_eq!(result["ok"], false, "{transcript}");
     assert_eq!(result["exit_code"], 7, "{transcript}");
-    assert!(
-        result["error"].as_str().unwrap_or_default().contains("cancelled"),
-        "{transcript}"
-    );
+    assert!(result.to_string().contains("cancelled"), "{transcript}");
 
     assert_zeros(&device.dev, 0, MIB, "a cancelled write must leave the first MiB blank");
     // What was reported as written is on the device (the random head past the first MiB).

@@ -30,14 +30,27 @@ fn write_help_states_the_existing_file_rule() {
     assert!(text.contains("--overwrite"), "write --help lacks --overwrite\n{out}");
 }
 
+/// Without arguments graver opens its window; with no display to open it on (the
+/// display variables are removed here, so no window can appear) it must say so, show
+/// the usage and end rather than hang.
 #[test]
 fn no_arguments_prints_usage() {
-    let out = run(&mut graver());
-    out.expect_code(0);
+    let out = run(graver()
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET"));
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("Usage"), "no usage shown\n{out}");
     for sub in ["write", "hash", "verify"] {
         assert!(all.contains(sub), "usage lacks {sub}\n{out}");
+    }
+    match out.code {
+        0 => {}
+        1 => assert!(
+            out.stderr.contains("cannot open the window"),
+            "exit 1 without a reason\n{out}"
+        ),
+        _ => panic!("unexpected exit code\n{out}"),
     }
 }
 

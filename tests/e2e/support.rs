@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -63,6 +64,25 @@ pub fn graver_bin() -> &'static Path {
 /// A `Command` for the graver binary; add the arguments, then [`run`] it.
 pub fn graver() -> Command {
     Command::new(graver_bin())
+}
+
+/// `--sha256` when `graver write` has that switch (the digest is opt-in there), so a
+/// write's result line carries the image's SHA-256.
+pub fn sha256_switch() -> &'static [&'static str] {
+    static SWITCH: OnceLock<bool> = OnceLock::new();
+    let has = *SWITCH.get_or_init(|| run(graver().args(["write", "--help"])).stdout.contains("--sha256"));
+    if has { &["--sha256"] } else { &[] }
+}
+
+/// The per-drive entries of a write's result line (`targets`, formerly `devices`).
+#[track_caller]
+pub fn result_targets(result: &Value) -> Vec<Value> {
+    result
+        .get("targets")
+        .or_else(|| result.get("devices"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| panic!("the result line lists no targets: {result}"))
 }
 
 /// What a finished command left behind.
@@ -159,33 +179,68 @@ fn describe(command: &Command) -> String {
     text
 }
 
+/// How long any one command may take before it counts as hung and is killed. This is
+/// a guard against hangs, far above any real run time, not a timing assertion.
+const HANG_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs a command with no stdin and returns what it did, whatever its exit code.
 pub fn run(command: &mut Command) -> Run {
-    let what = describe(command);
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    Run::new(what, &output)
+    run_with(command, None)
 }
 
 /// Runs a command with `input` on its stdin.
 pub fn run_with_stdin(command: &mut Command, input: &str) -> Run {
+    run_with(command, Some(input))
+}
+
+fn run_with(command: &mut Command, input: Option<&str>) -> Run {
     let what = describe(command);
     let mut child = command
-        .stdin(Stdio::piped())
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    // The program may exit before reading everything; a broken pipe is fine then.
-    let _ = stdin.write_all(input.as_bytes());
-    drop(stdin);
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-    Run::new(what, &output)
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // The program may exit before reading everything; a broken pipe is fine then.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let started = Instant::now();
+    let mut hung = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > HANG_LIMIT {
+            hung = true;
+            let _ = child.kill();
+            break child.wait().expect("wait after kill");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    let mut result = Run::new(what, &output);
+    if hung {
+        result.stderr.push_str(&format!(
+            "\n[e2e: HUNG: still running after {} s, killed]",
+            HANG_LIMIT.as_secs()
+        ));
+    }
+    result
 }
 
 /// Runs a helper tool that must succeed; returns its stdout.
@@ -395,7 +450,7 @@ impl Loop {
                 return Self { dev, backing, size };
             }
             last = Some(result);
-            std::thread::sleep(std::time::Duration::from_millis(100 * (attempt + 1)));
+            std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
         }
         let _ = std::fs::remove_file(&backing);
         panic!(
@@ -444,7 +499,7 @@ impl Drop for Loop {
                     detached = true;
                     break;
                 }
-                _ => std::thread::sleep(std::time::Duration::from_millis(50 * (attempt + 1))),
+                _ => std::thread::sleep(Duration::from_millis(50 * (attempt + 1))),
             }
         }
         if !detached {

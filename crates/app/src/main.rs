@@ -1,12 +1,14 @@
 //! `graver`: write disk images verbatim to USB sticks and SD cards, and prove it.
 //!
-//! With a subcommand it is the command-line flasher; the desktop window comes
-//! with a later release, so without one it prints its help.
+//! Without arguments it opens the desktop window; with a subcommand it is the
+//! command-line flasher.
 
 mod choose;
 mod cli;
 mod commands;
 mod exit;
+mod gui;
+mod hashing;
 mod output;
 
 use std::process::ExitCode;
@@ -16,9 +18,14 @@ use clap::{CommandFactory, Parser};
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let Some(command) = cli.command else {
-        // Until the desktop window exists, starting the app shows what it can do.
-        let _ = cli::Cli::command().print_help();
-        return ExitCode::SUCCESS;
+        return match gui::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("graver: cannot open the window ({e}); the command line works without one:");
+                let _ = cli::Cli::command().print_help();
+                ExitCode::FAILURE
+            }
+        };
     };
     let code = match command {
         cli::Command::Write(args) => commands::write(&args),

@@ -14,10 +14,13 @@ use crate::client::Connection;
 #[cfg(target_os = "linux")]
 use crate::client::spawn_child;
 
+pub(crate) mod commands;
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(windows)]
 mod windows;
+#[cfg(windows)]
+pub use windows::{PipeReader, PipeWriter, connect_to_pipe};
 
 /// Where packages install the worker on Linux; the polkit policy names this path.
 pub const LINUX_WORKER_PATH: &str = "/usr/libexec/graver/graver-writer";

@@ -253,8 +253,10 @@ mod tests {
         }
     }
 
+    type Named<T> = Vec<(&'static str, T)>;
+
     /// One sample of every message, named after its fixture file.
-    fn samples() -> (Vec<(&'static str, Request)>, Vec<(&'static str, Response)>) {
+    fn samples() -> (Named<Request>, Named<Response>) {
         let requests = vec![
             (
                 "hello",
@@ -342,7 +344,9 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protocol").join(format!("{name}.json"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/protocol")
+            .join(format!("{name}.json"));
         if std::env::var_os("GRAVER_BLESS").is_some() {
             return String::new();
         }
@@ -386,16 +390,28 @@ mod tests {
 
         let mut garbage = 5u32.to_le_bytes().to_vec();
         garbage.extend_from_slice(b"\x00\xffxyz");
-        assert_eq!(read_frame::<Request>(&mut garbage.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame::<Request>(&mut garbage.as_slice()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
 
         let unknown = br#"{"type":"format_disk"}"#;
         let mut frame = u32::try_from(unknown.len()).unwrap().to_le_bytes().to_vec();
         frame.extend_from_slice(unknown);
-        assert_eq!(read_frame::<Request>(&mut frame.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame::<Request>(&mut frame.as_slice()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
 
         let cut = [10u8, 0, 0, 0, b'{'];
-        assert_eq!(read_frame::<Request>(&mut cut.as_slice()).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-        assert!(read_frame::<Request>(&mut [].as_slice()).unwrap().is_none(), "a clean end is not an error");
+        assert_eq!(
+            read_frame::<Request>(&mut cut.as_slice()).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert!(
+            read_frame::<Request>(&mut [].as_slice()).unwrap().is_none(),
+            "a clean end is not an error"
+        );
     }
 
     #[test]

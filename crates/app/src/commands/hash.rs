@@ -1,11 +1,9 @@
 //! `graver hash`: SHA-256 of the file and of the image, and the published checksum's verdict.
 
-use std::io::Read;
 use std::time::Instant;
 
 use graver_image::{ChecksumVerdict, find_checksum, sha256_hex};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdict_sentence};
 use crate::cli::HashArgs;
@@ -23,23 +21,6 @@ struct HashLine {
     checksum: Option<ChecksumLine>,
 }
 
-fn sha256_of(mut reader: impl Read) -> std::io::Result<([u8; 32], u64)> {
-    let mut sha = Sha256::new();
-    let mut buf = vec![0; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok((sha.finalize().into(), total)),
-            Ok(n) => {
-                sha.update(&buf[..n]);
-                total += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// `graver hash`.
 pub fn hash(args: &HashArgs) -> Exit {
     let image = match open_image(&args.image, args.json) {
@@ -47,29 +28,9 @@ pub fn hash(args: &HashArgs) -> Exit {
         Err(exit) => return exit,
     };
     let started = Instant::now();
-    let path = image.path().to_path_buf();
-    let file_hash = std::thread::spawn(move || std::fs::File::open(path).and_then(sha256_of));
-    let image_hash = if image.format() == graver_image::Format::Raw {
-        None
-    } else {
-        Some(
-            image
-                .reader()
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(sha256_of),
-        )
-    };
-    let file_hash = file_hash
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread failed")));
-    let (file_sha, file_len) = match file_hash {
-        Ok(v) => v,
-        Err(e) => return fail(args.json, Exit::Io, &format!("{}: {e}", image.path().display())),
-    };
-    let (image_sha, image_len) = match image_hash {
-        None => (file_sha, file_len),
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
+    let hashes = match crate::hashing::hash_image(&image) {
+        Ok(hashes) => hashes,
+        Err(e) => {
             let exit = if e.kind() == std::io::ErrorKind::InvalidData {
                 Exit::BadInput
             } else {
@@ -78,6 +39,7 @@ pub fn hash(args: &HashArgs) -> Exit {
             return fail(args.json, exit, &format!("{}: {e}", image.path().display()));
         }
     };
+    let (file_sha, file_len, image_sha, image_len) = (hashes.file, hashes.file_len, hashes.image, hashes.image_len);
     let published = find_checksum(image.path());
     let verdict = published.as_ref().map(|p| p.verdict(&file_sha, Some(&image_sha)));
     if args.json {

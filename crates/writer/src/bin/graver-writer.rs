@@ -58,13 +58,9 @@ fn run(args: &Args) -> Result<(), String> {
         }
         #[cfg(windows)]
         Connect::Pipe(name) => {
-            let pipe = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(name)
-                .map_err(|e| format!("{name}: {e}"))?;
-            let reader = pipe.try_clone().map_err(|e| e.to_string())?;
-            serve(reader, pipe, &args.token, POLICY)
+            // Overlapped halves: a read waiting on the pipe must not block progress being written.
+            let (reader, writer) = graver_writer::elevate::connect_to_pipe(name).map_err(|e| format!("{name}: {e}"))?;
+            serve(reader, writer, &args.token, POLICY)
         }
     };
     outcome.map_err(|e| e.to_string())

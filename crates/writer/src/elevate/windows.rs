@@ -1,8 +1,538 @@
-//! Windows elevation: being written.
+//! Windows elevation: UAC starts the worker (`ShellExecuteExW`, verb `runas`;
+//! the worker's manifest asks for administrator rights), and the worker
+//! connects back to a named pipe that only this user's SID may open.
+//!
+//! The pipe exists before the prompt appears, as its first and only instance
+//! (`FILE_FLAG_FIRST_PIPE_INSTANCE`), so no other program can have created it
+//! first; remote clients are refused; and once connected, the client's process
+//! id must be the one UAC started. The token handshake then proves to the
+//! worker that we started it.
+//!
+//! The pipe is opened for overlapped I/O on both ends. A handle opened without
+//! `FILE_FLAG_OVERLAPPED` serializes all I/O on it, so a read waiting for the
+//! worker's next message would block every write, such as a cancel, until the
+//! worker said something: the reading thread and the writing thread would wait
+//! on each other forever. [`PipeHalf`] does one overlapped transfer at a time
+//! per half and waits for it, which gives blocking `Read` and `Write` halves
+//! that work side by side.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::windows::ffi::OsStrExt;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::Path;
+use std::ptr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::client::Connection;
+use windows_sys::Win32::Foundation::{
+    ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ,
+    GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE, LocalFree, WAIT_OBJECT_0, WAIT_TIMEOUT,
+};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+};
+use windows_sys::Win32::Security::{GetTokenInformation, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER, TokenUser};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, FILE_SHARE_NONE, OPEN_EXISTING,
+    PIPE_ACCESS_DUPLEX, ReadFile, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT, WriteFile,
+};
+use windows_sys::Win32::System::Com::{
+    COINIT_APARTMENTTHREADED, COINIT_DISABLE_OLE1DDE, CoInitializeEx, CoUninitialize,
+};
+use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::System::Pipes::{
+    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, GetNamedPipeClientProcessId, PIPE_READMODE_BYTE,
+    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT,
+};
+use windows_sys::Win32::System::Threading::{
+    CreateEventW, GetCurrentProcess, GetExitCodeProcess, GetProcessId, OpenProcessToken, WaitForMultipleObjects,
+};
+use windows_sys::Win32::UI::Shell::{
+    SEE_MASK_FLAG_NO_UI, SEE_MASK_NOASYNC, SEE_MASK_NOCLOSEPROCESS, SHELLEXECUTEINFOW, ShellExecuteExW,
+};
+use windows_sys::Win32::UI::WindowsAndMessaging::SW_HIDE;
 
-pub(crate) fn launch(_worker: &Path, _token: &str) -> Result<Connection, String> {
-    Err("not yet".into())
+use super::commands::windows::{
+    explain_early_exit, explain_shell_execute_error, pipe_name, pipe_sddl, worker_parameters,
+};
+use crate::client::{Connection, Process};
+
+/// How long the worker may take to connect once UAC has started it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pipe's buffer in each direction.
+const PIPE_BUFFER: u32 = 64 * 1024;
+
+/// Asks for administrator rights through UAC and starts `worker` connected to us.
+pub(crate) fn launch(worker: &Path, token: &str) -> Result<Connection, String> {
+    if !worker.is_absolute() || !worker.exists() {
+        return Err(format!(
+            "the writer program {} is missing; reinstall Graver",
+            worker.display()
+        ));
+    }
+    let name = pipe_name(token);
+    let sid = current_user_sid()
+        .map_err(|e| format!("cannot read this account's security identifier to protect the writer's pipe: {e}"))?;
+    let pipe = create_pipe(&name, &pipe_sddl(&sid))
+        .map_err(|e| format!("cannot create the pipe {name} for the writer process: {e}"))?;
+    let process = start_elevated(worker, &worker_parameters(&name, token))?;
+    wait_for_client(&pipe, process.as_raw_handle(), CONNECT_TIMEOUT).map_err(|failure| match failure {
+        ConnectFailure::Exited => explain_early_exit(exit_code(&process)),
+        ConnectFailure::TimedOut => format!(
+            "the writer process did not connect within {} seconds; nothing was written",
+            CONNECT_TIMEOUT.as_secs()
+        ),
+        ConnectFailure::Io(e) => format!("waiting for the writer process failed: {e}; nothing was written"),
+    })?;
+    check_client_is(&pipe, &process)?;
+    let (from_worker, to_worker) = split(pipe, Hangup::Disconnect)
+        .map_err(|e| format!("cannot use the writer's connection: {e}; nothing was written"))?;
+    Ok(Connection {
+        to_worker: Box::new(to_worker),
+        from_worker: Box::new(from_worker),
+        process: Process::Detached,
+        how: "UAC prompt".into(),
+    })
+}
+
+/// The worker's end: opens the pipe `name` for overlapped I/O, allowing the
+/// front end only to identify this process, never to act as it.
+pub fn connect_to_pipe(name: &str) -> io::Result<(PipeReader, PipeWriter)> {
+    let wide_name = wide(name);
+    // SAFETY: the name is NUL-terminated and outlives the call; no security
+    // attributes or template are passed.
+    let handle = unsafe {
+        CreateFileW(
+            wide_name.as_ptr(),
+            GENERIC_READ | GENERIC_WRITE,
+            FILE_SHARE_NONE,
+            ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+            ptr::null_mut(),
+        )
+    };
+    let pipe = owned(handle)?;
+    split(pipe, Hangup::Close)
+}
+
+/// This process's user, as an SID string (`S-1-5-21-…`).
+fn current_user_sid() -> io::Result<String> {
+    let mut token: HANDLE = ptr::null_mut();
+    // SAFETY: the pseudo handle of the current process needs no closing, and
+    // `token` is a live out-pointer.
+    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw mut token) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let token = owned(token)?;
+    let mut size = 0u32;
+    // SAFETY: asks only for the size; a null buffer of length 0 is allowed.
+    unsafe { GetTokenInformation(token.as_raw_handle(), TokenUser, ptr::null_mut(), 0, &raw mut size) };
+    // u64 elements align the buffer for TOKEN_USER, which holds a pointer.
+    let mut buffer = vec![0u64; (size as usize).div_ceil(8).max(1)];
+    let capacity = u32::try_from(buffer.len() * 8).map_err(io::Error::other)?;
+    // SAFETY: the buffer is writable for `capacity` bytes and outlives the call.
+    let filled = unsafe {
+        GetTokenInformation(
+            token.as_raw_handle(),
+            TokenUser,
+            buffer.as_mut_ptr().cast(),
+            capacity,
+            &raw mut size,
+        )
+    };
+    if filled == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: GetTokenInformation wrote a TOKEN_USER at the start of the aligned
+    // buffer; its SID pointer points into the same buffer, which lives on below.
+    let user = unsafe { &*buffer.as_ptr().cast::<TOKEN_USER>() };
+    let mut text: *mut u16 = ptr::null_mut();
+    // SAFETY: the SID is valid (see above) and `text` is a live out-pointer.
+    if unsafe { ConvertSidToStringSidW(user.User.Sid, &raw mut text) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let text = LocalMemory(text.cast());
+    // SAFETY: ConvertSidToStringSidW returned a NUL-terminated UTF-16 string,
+    // which `text` frees only when dropped after this read.
+    let sid = unsafe {
+        let start = text.0.cast::<u16>();
+        let len = (0..).take_while(|&i| *start.add(i) != 0).count();
+        String::from_utf16_lossy(std::slice::from_raw_parts(start, len))
+    };
+    Ok(sid)
+}
+
+/// The pipe's server end, its only instance, readable and writable by `sddl`'s SIDs alone.
+fn create_pipe(name: &str, sddl: &str) -> io::Result<OwnedHandle> {
+    let wide_sddl = wide(sddl);
+    let mut descriptor: *mut core::ffi::c_void = ptr::null_mut();
+    // SAFETY: the SDDL string is NUL-terminated and `descriptor` is a live out-pointer.
+    let converted = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            wide_sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &raw mut descriptor,
+            ptr::null_mut(),
+        )
+    };
+    if converted == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let descriptor = LocalMemory(descriptor);
+    let attributes = SECURITY_ATTRIBUTES {
+        nLength: u32::try_from(size_of::<SECURITY_ATTRIBUTES>()).map_err(io::Error::other)?,
+        lpSecurityDescriptor: descriptor.0,
+        bInheritHandle: 0,
+    };
+    let wide_name = wide(name);
+    // SAFETY: the name is NUL-terminated, and the attributes and the descriptor
+    // they point to live until the call returns.
+    let handle = unsafe {
+        CreateNamedPipeW(
+            wide_name.as_ptr(),
+            PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED,
+            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+            1,
+            PIPE_BUFFER,
+            PIPE_BUFFER,
+            0,
+            &raw const attributes,
+        )
+    };
+    owned(handle)
+}
+
+/// Shows the UAC prompt and starts the worker; returns its process handle.
+fn start_elevated(worker: &Path, parameters: &str) -> Result<OwnedHandle, String> {
+    let verb = wide("runas");
+    let file = wide(worker.as_os_str());
+    let parameters = wide(parameters);
+    let mut info = SHELLEXECUTEINFOW {
+        cbSize: u32::try_from(size_of::<SHELLEXECUTEINFOW>()).unwrap_or(u32::MAX),
+        fMask: SEE_MASK_NOCLOSEPROCESS | SEE_MASK_NOASYNC | SEE_MASK_FLAG_NO_UI,
+        lpVerb: verb.as_ptr(),
+        lpFile: file.as_ptr(),
+        lpParameters: parameters.as_ptr(),
+        nShow: SW_HIDE,
+        ..Default::default()
+    };
+    // ShellExecuteExW may hand the verb to shell extensions, which need COM on this thread.
+    // SAFETY: no reserved pointer; balanced below when it succeeded.
+    let com = unsafe { CoInitializeEx(ptr::null(), (COINIT_APARTMENTTHREADED | COINIT_DISABLE_OLE1DDE) as u32) };
+    // SAFETY: the strings are NUL-terminated and outlive the call; `info` is a
+    // properly sized, live SHELLEXECUTEINFOW.
+    let started = unsafe { ShellExecuteExW(&raw mut info) };
+    let error = io::Error::last_os_error();
+    if com >= 0 {
+        // SAFETY: pairs with the successful CoInitializeEx above, on the same thread.
+        unsafe { CoUninitialize() };
+    }
+    if started == 0 {
+        let code = error
+            .raw_os_error()
+            .map_or(0, |code| u32::from_ne_bytes(code.to_ne_bytes()));
+        return Err(explain_shell_execute_error(code, worker));
+    }
+    owned(info.hProcess)
+        .map_err(|_| "Windows started the writer program without a way to watch it; nothing was written".to_owned())
+}
+
+/// Why no client connected.
+enum ConnectFailure {
+    /// The process we wait for ended first.
+    Exited,
+    /// Nobody connected in time.
+    TimedOut,
+    /// Waiting itself failed.
+    Io(io::Error),
+}
+
+/// Waits until a client connects to `pipe`, `process` ends, or `timeout` passes.
+fn wait_for_client(pipe: &OwnedHandle, process: HANDLE, timeout: Duration) -> Result<(), ConnectFailure> {
+    let event = new_event().map_err(ConnectFailure::Io)?;
+    let mut overlapped = OVERLAPPED {
+        hEvent: event.as_raw_handle(),
+        ..Default::default()
+    };
+    // SAFETY: the pipe is a server end opened for overlapped I/O; `overlapped`
+    // and its event live until the operation is finished (waited for, or cancelled and waited for).
+    if unsafe { ConnectNamedPipe(pipe.as_raw_handle(), &raw mut overlapped) } != 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error().map(|code| u32::from_ne_bytes(code.to_ne_bytes())) {
+        Some(ERROR_PIPE_CONNECTED) => return Ok(()),
+        Some(ERROR_IO_PENDING) => {}
+        _ => return Err(ConnectFailure::Io(error)),
+    }
+    let handles = [event.as_raw_handle(), process];
+    let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX - 1);
+    // SAFETY: both handles are valid for the duration of the wait.
+    let woke = unsafe { WaitForMultipleObjects(2, handles.as_ptr(), 0, millis) };
+    let failure = match woke {
+        WAIT_OBJECT_0 => {
+            let mut transferred = 0;
+            // SAFETY: the operation has completed (its event is set); `overlapped` is the one it used.
+            let connected =
+                unsafe { GetOverlappedResult(pipe.as_raw_handle(), &raw const overlapped, &raw mut transferred, 0) };
+            return if connected == 0 {
+                Err(ConnectFailure::Io(io::Error::last_os_error()))
+            } else {
+                Ok(())
+            };
+        }
+        w if w == WAIT_OBJECT_0 + 1 => ConnectFailure::Exited,
+        WAIT_TIMEOUT => ConnectFailure::TimedOut,
+        _ => ConnectFailure::Io(io::Error::last_os_error()),
+    };
+    let mut transferred = 0;
+    // SAFETY: cancels only this operation, then waits for it to finish, so
+    // `overlapped` and the event are not used after they are dropped.
+    unsafe {
+        CancelIoEx(pipe.as_raw_handle(), &raw const overlapped);
+        GetOverlappedResult(pipe.as_raw_handle(), &raw const overlapped, &raw mut transferred, 1);
+    }
+    Err(failure)
+}
+
+/// The pipe's client must be the process UAC started, not some other program of this user.
+fn check_client_is(pipe: &OwnedHandle, process: &OwnedHandle) -> Result<(), String> {
+    let mut client = 0u32;
+    // SAFETY: a connected server end and a live out-pointer.
+    if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle(), &raw mut client) } == 0 {
+        return Err(format!(
+            "cannot tell which program connected in place of the writer: {}; nothing was written",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a valid process handle.
+    let expected = unsafe { GetProcessId(process.as_raw_handle()) };
+    if client != expected {
+        return Err(format!(
+            "another program (process {client}) connected in place of the writer (process {expected}); \
+             nothing was written"
+        ));
+    }
+    Ok(())
+}
+
+fn exit_code(process: &OwnedHandle) -> u32 {
+    let mut code = 0u32;
+    // SAFETY: a valid process handle and a live out-pointer.
+    unsafe { GetExitCodeProcess(process.as_raw_handle(), &raw mut code) };
+    code
+}
+
+/// What dropping a pipe's writing half does.
+#[derive(Clone, Copy)]
+enum Hangup {
+    /// The server's end: disconnect, which the worker reads as the end of the
+    /// session and which ends our own pending read.
+    Disconnect,
+    /// The worker's end: just close, when the last half goes.
+    Close,
+}
+
+fn split(pipe: OwnedHandle, hangup: Hangup) -> io::Result<(PipeReader, PipeWriter)> {
+    let pipe = Arc::new(pipe);
+    Ok((
+        PipeReader(PipeHalf::new(Arc::clone(&pipe))?),
+        PipeWriter {
+            half: PipeHalf::new(pipe)?,
+            hangup,
+        },
+    ))
+}
+
+/// One direction of an overlapped pipe: one transfer at a time, waited for.
+struct PipeHalf {
+    pipe: Arc<OwnedHandle>,
+    event: OwnedHandle,
+}
+
+impl PipeHalf {
+    fn new(pipe: Arc<OwnedHandle>) -> io::Result<Self> {
+        Ok(Self {
+            pipe,
+            event: new_event()?,
+        })
+    }
+
+    /// Starts one transfer with `start` and waits for it to finish.
+    fn transfer(&mut self, start: impl FnOnce(HANDLE, *mut OVERLAPPED) -> i32) -> io::Result<usize> {
+        let handle = self.pipe.as_raw_handle();
+        let mut overlapped = OVERLAPPED {
+            hEvent: self.event.as_raw_handle(),
+            ..Default::default()
+        };
+        if start(handle, &raw mut overlapped) == 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(i32::from_ne_bytes(ERROR_IO_PENDING.to_ne_bytes())) {
+                return Err(error);
+            }
+        }
+        let mut transferred = 0u32;
+        // SAFETY: waits until the transfer that uses `overlapped`, its event and
+        // the caller's buffer is finished, before any of them goes away.
+        if unsafe { GetOverlappedResult(handle, &raw const overlapped, &raw mut transferred, 1) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(transferred as usize)
+    }
+}
+
+/// The receiving half of a pipe.
+pub struct PipeReader(PipeHalf);
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let data = buf.as_mut_ptr();
+        let result = self.0.transfer(|handle, overlapped| {
+            // SAFETY: `buf` is writable for `len` bytes and outlives the transfer, which `transfer` waits for.
+            unsafe { ReadFile(handle, data, len, ptr::null_mut(), overlapped) }
+        });
+        match result {
+            // The other end closed or hung up: the end of the stream.
+            Err(e)
+                if e.raw_os_error().is_some_and(|code| {
+                    [ERROR_BROKEN_PIPE, ERROR_PIPE_NOT_CONNECTED, ERROR_NO_DATA]
+                        .map(|known| i32::from_ne_bytes(known.to_ne_bytes()))
+                        .contains(&code)
+                }) =>
+            {
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+}
+
+/// The sending half of a pipe.
+pub struct PipeWriter {
+    half: PipeHalf,
+    hangup: Hangup,
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let data = buf.as_ptr();
+        self.half.transfer(|handle, overlapped| {
+            // SAFETY: `buf` is readable for `len` bytes and outlives the transfer, which `transfer` waits for.
+            unsafe { WriteFile(handle, data, len, ptr::null_mut(), overlapped) }
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Every write has reached the pipe when it returns.
+        Ok(())
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        if let Hangup::Disconnect = self.hangup {
+            // SAFETY: the server end of a pipe, still open (the reading half shares it).
+            unsafe { DisconnectNamedPipe(self.half.pipe.as_raw_handle()) };
+        }
+    }
+}
+
+/// Memory that Windows allocated for us and that `LocalFree` releases.
+struct LocalMemory(*mut core::ffi::c_void);
+
+impl Drop for LocalMemory {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from a Windows function that documents LocalFree, and is freed once.
+        unsafe { LocalFree(self.0) };
+    }
+}
+
+/// A manual-reset event for overlapped I/O.
+fn new_event() -> io::Result<OwnedHandle> {
+    // SAFETY: no attributes and no name; the handle is checked and owned below.
+    owned(unsafe { CreateEventW(ptr::null(), 1, 0, ptr::null()) })
+}
+
+/// Takes ownership of a handle a Windows function returned, or of its error.
+fn owned(handle: HANDLE) -> io::Result<OwnedHandle> {
+    if handle.is_null() || handle == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a valid handle, just returned to us and owned by nobody else.
+    Ok(unsafe { OwnedHandle::from_raw_handle(handle) })
+}
+
+/// `s` as a NUL-terminated UTF-16 string.
+fn wide(s: impl AsRef<OsStr>) -> Vec<u16> {
+    s.as_ref().encode_wide().chain(std::iter::once(0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_pipe_carries_both_directions_at_once_and_hangs_up() {
+        let token = format!("{:016x}", (u64::from(std::process::id()) << 20) | 0xabcde);
+        let name = pipe_name(&token);
+        let sid = current_user_sid().expect("this user's SID");
+        assert!(sid.starts_with("S-1-"), "{sid}");
+        let pipe = create_pipe(&name, &pipe_sddl(&sid)).expect("create the pipe");
+        assert!(
+            create_pipe(&name, &pipe_sddl(&sid)).is_err(),
+            "a second instance must be refused"
+        );
+
+        let worker = std::thread::spawn(move || {
+            let (mut reader, mut writer) = connect_to_pipe(&name).expect("connect");
+            // A read waits here while the other side writes: that must not block writing.
+            let echo = std::thread::spawn(move || {
+                let mut got = [0u8; 5];
+                reader.read_exact(&mut got).expect("read");
+                let mut rest = Vec::new();
+                reader.read_to_end(&mut rest).expect("read to the hang-up");
+                (got, rest)
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            writer.write_all(b"ready").expect("write while a read is pending");
+            echo.join().expect("the reading thread")
+        });
+
+        // SAFETY: the pseudo handle of this process, which stays unsignalled while the test runs.
+        let this_process = unsafe { GetCurrentProcess() };
+        assert!(wait_for_client(&pipe, this_process, Duration::from_secs(10)).is_ok());
+        let (mut from_worker, mut to_worker) = split(pipe, Hangup::Disconnect).expect("split");
+        let reading = std::thread::spawn(move || {
+            let mut got = [0u8; 5];
+            from_worker.read_exact(&mut got).expect("read ready");
+            let mut rest = Vec::new();
+            from_worker.read_to_end(&mut rest).expect("read to the hang-up");
+            (got, rest)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        to_worker.write_all(b"hello").expect("write while a read is pending");
+        drop(to_worker);
+        assert_eq!(worker.join().expect("the worker thread"), (*b"hello", Vec::new()));
+        assert_eq!(reading.join().expect("the reading thread"), (*b"ready", Vec::new()));
+    }
+
+    #[test]
+    fn waiting_ends_when_nobody_connects() {
+        let token = format!("{:016x}", (u64::from(std::process::id()) << 20) | 0x12345);
+        let sid = current_user_sid().expect("this user's SID");
+        let pipe = create_pipe(&pipe_name(&token), &pipe_sddl(&sid)).expect("create the pipe");
+        // SAFETY: see above.
+        let this_process = unsafe { GetCurrentProcess() };
+        assert!(matches!(
+            wait_for_client(&pipe, this_process, Duration::from_millis(100)),
+            Err(ConnectFailure::TimedOut)
+        ));
+    }
 }
