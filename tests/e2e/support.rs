@@ -181,7 +181,7 @@ fn describe(command: &Command) -> String {
 
 /// How long any one command may take before it counts as hung and is killed. This is
 /// a guard against hangs, far above any real run time, not a timing assertion.
-const HANG_LIMIT: Duration = Duration::from_secs(60);
+const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs a command with no stdin and returns what it did, whatever its exit code.
 pub fn run(command: &mut Command) -> Run {

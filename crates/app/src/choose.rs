@@ -39,7 +39,10 @@ fn is_device_path(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
-        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device() || m.file_type().is_char_device())
+        match std::fs::metadata(path) {
+            Ok(m) => m.file_type().is_block_device() || m.file_type().is_char_device(),
+            Err(_) => graver_drives::is_device_name(path),
+        }
     }
     #[cfg(not(unix))]
     {

@@ -118,6 +118,18 @@ pub fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
     os::eject(drive)
 }
 
+/// Whether `path` names a device node by where it lives (`/dev/sdz`,
+/// `/dev/disk/by-id/…`, `\\.\PhysicalDrive3`), even when no such device exists
+/// (unplugged): such a path must never become a new regular file. Files in
+/// tmpfs under `/dev/shm` are files.
+pub fn is_device_name(path: &Path) -> bool {
+    if path.to_string_lossy().starts_with(r"\\.\") {
+        return true;
+    }
+    path.parent()
+        .is_some_and(|dir| dir == Path::new("/dev") || dir.starts_with("/dev/disk"))
+}
+
 /// Maps an [`io::Error`] from opening or using `path` to a [`DriveError`].
 fn io_error(path: &Path, source: io::Error) -> DriveError {
     DriveError::Io {
@@ -142,4 +154,24 @@ fn read_attr(path: PathBuf) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_are_told_from_files_by_where_they_live() {
+        for device in [
+            "/dev/sdz",
+            "/dev/mmcblk0",
+            "/dev/disk/by-id/usb-SanDisk_Cruzer-0:0",
+            r"\\.\PhysicalDrive3",
+        ] {
+            assert!(is_device_name(Path::new(device)), "{device}");
+        }
+        for file in ["/dev/shm/copy.img", "/tmp/out.img", "out.img", "/home/user/dev/sdb"] {
+            assert!(!is_device_name(Path::new(file)), "{file}");
+        }
+    }
 }

@@ -200,7 +200,7 @@ pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
         return match access {
             // A device that has gone (a stick pulled, a partition re-read away) must not
             // silently become a new regular file in the device directory.
-            Access::Write { .. } if path.starts_with("/dev") => Err(DriveError::NotFound(path.to_path_buf())),
+            Access::Write { .. } if crate::is_device_name(path) => Err(DriveError::NotFound(path.to_path_buf())),
             Access::Write { .. } => open_new_file(path),
             Access::Read => Err(DriveError::NotFound(path.to_path_buf())),
         };

@@ -142,7 +142,7 @@ fn targets_are_files(command: &Command) -> bool {
         let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         match std::fs::metadata(&real) {
             Ok(m) => m.is_file(),
-            Err(_) => !p.starts_with("/dev") && !p.to_string_lossy().starts_with(r"\\.\"),
+            Err(_) => !graver_drives::is_device_name(p),
         }
     };
     match command {
@@ -364,6 +364,8 @@ fn run_job(
     let mut front_end_alive = true;
     let mut ready = false;
     let mut commands = commands.clone();
+    // Once the front end is gone, the worker gets this long to stop before it is killed.
+    let mut give_up = crossbeam_channel::never();
     let outcome = if let Err(e) = sent {
         Some(Event::LaunchFailed {
             message: format!("{} ({e})", process.exit_story()),
@@ -401,12 +403,16 @@ fn run_job(
                         });
                     }
                     Err(_) => {
-                        // The front end is gone: cancel, and wait for the worker to stop cleanly.
+                        // The front end is gone: cancel, and give the worker a moment to stop cleanly.
                         front_end_alive = false;
                         commands = crossbeam_channel::never();
+                        give_up = crossbeam_channel::after(Duration::from_secs(5));
                         let _ = write_frame(&mut to_worker, &Request::Cancel);
                     }
                 },
+                recv(give_up) -> _ => outcome = Some(Event::WorkerLost {
+                    message: "the writer did not stop when asked and was ended".into(),
+                }),
             }
         }
         outcome

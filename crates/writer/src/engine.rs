@@ -334,6 +334,10 @@ fn read_stage(
         if cancel.is_cancelled() {
             return Err(WriteError::Cancelled);
         }
+        if tracker.devices.iter().all(|d| d.phase() == Phase::Failed) {
+            // Every consumer has failed and reported why; reading on would be wasted work.
+            return Ok(offset);
+        }
         let Some(mut buf) = pool.take() else {
             return Err(WriteError::SourceFailed);
         };
@@ -344,13 +348,8 @@ fn read_stage(
         let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(len);
         buf[len..padded].fill(0);
         let chunk = Arc::new(Chunk::new(buf, offset, len, padded, pool.recycler()));
-        let mut delivered = false;
         for writer in writers {
-            delivered |= writer.send(Msg::Chunk(Arc::clone(&chunk))).is_ok();
-        }
-        if !delivered {
-            // Every writer has failed and reported why; reading on would be wasted work.
-            return Ok(offset);
+            let _ = writer.send(Msg::Chunk(Arc::clone(&chunk)));
         }
         let _ = hasher.send(Msg::Chunk(chunk));
         offset += len as u64;
@@ -418,8 +417,17 @@ fn write_stage(
     })();
     if outcome.is_err() {
         state.set_phase(Phase::Failed);
+        drain(chunks);
     }
     outcome.map(|()| first)
+}
+
+/// Keeps taking chunks from a failed consumer's queue until the reader lets go of it.
+///
+/// A chunk left in the queue would keep its buffer from the pool for good, and the
+/// reader, waiting for a free buffer, would never get to notice the failure.
+fn drain(chunks: &Receiver<Msg>) {
+    while chunks.recv().is_ok() {}
 }
 
 /// Computes the SHA-256 of the image and an xxh3 digest of every 1 MiB region.
@@ -610,6 +618,10 @@ pub fn compare(
         let reader = scope.spawn(|| read_stage(opened.reader, &pool, &[tx], &hash_tx, &tracker, block, cancel));
         state.set_phase(Phase::Verifying);
         let compared = compare_stage(device, &rx, state, block, cancel);
+        if compared.is_err() {
+            state.set_phase(Phase::Failed);
+            drain(&rx);
+        }
         drop(rx);
         let read = reader.join().unwrap_or(Err(WriteError::SourceFailed));
         drop(stop_ticker);

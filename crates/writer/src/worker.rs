@@ -175,7 +175,7 @@ fn check_target(
         .ok()
         .and_then(|r| std::fs::metadata(r).ok())
         .is_some_and(|m| m.is_file());
-    if is_file || (metadata.is_err() && !path.starts_with("/dev") && !is_raw_name(path)) {
+    if is_file || (metadata.is_err() && !graver_drives::is_device_name(path)) {
         if !policy.allow_files {
             return Err(format!(
                 "{shown} is not a whole drive: the privileged writer writes only to drives it finds itself"
@@ -223,11 +223,6 @@ fn check_target(
         target,
         drive: Some(drive.clone()),
     })
-}
-
-/// Windows raw disk names carry no file metadata.
-fn is_raw_name(path: &Path) -> bool {
-    path.to_string_lossy().starts_with(r"\\.\")
 }
 
 /// The listed whole drive whose node `real` is (macOS users may name `/dev/diskN` for `/dev/rdiskN`).

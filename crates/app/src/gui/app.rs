@@ -429,8 +429,7 @@ impl GraverApp {
 
     /// Takes files dropped on the window.
     pub(crate) fn take_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Option<PathBuf> =
-            ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
+        let dropped: Option<PathBuf> = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
         if let Some(path) = dropped
             && matches!(self.screen, Screen::Choose)
         {

@@ -11,6 +11,9 @@ mod settings;
 mod texts;
 mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use self::app::{GraverApp, Services};
 
 /// The icon embedded in the window, rendered from `assets/graver.svg`.

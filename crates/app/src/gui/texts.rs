@@ -15,8 +15,8 @@ pub const HASHING: &str = "Computing SHA-256…";
 pub const COPY: &str = "Copy";
 pub const PASTE_HASH: &str = "Published SHA-256:";
 pub const PASTE_HASH_HINT: &str = "paste the checksum from the download page";
-pub const HASH_MATCHES: &str = "✔ matches";
-pub const HASH_DIFFERS: &str = "✖ does not match: the download may be damaged or not the one published";
+pub const HASH_MATCHES: &str = "Matches";
+pub const HASH_DIFFERS: &str = "Does not match: the download may be damaged, or not the one published";
 /// Drive step.
 pub const SHOW_ALL: &str = "Show all drives";
 pub const NO_DRIVES: &str = "No USB stick or SD card found. Plug one in; it appears here by itself.";

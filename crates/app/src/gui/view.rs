@@ -158,19 +158,23 @@ impl GraverApp {
             }
         }
         if let Some(published) = self.opened().and_then(|o| o.published.as_ref()) {
-            let file = published.source.display();
+            let file = published
+                .source
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
             match self.published_verdict() {
                 Some(ChecksumVerdict::MatchesFile) => {
-                    ui.colored_label(OK, format!("✔ matches the checksum published in {file}"));
+                    ui.colored_label(OK, format!("Matches the checksum published in {file}"));
                 }
                 Some(ChecksumVerdict::MatchesImage) => {
                     ui.colored_label(
                         OK,
-                        format!("✔ matches the checksum published in {file} (decompressed image)"),
+                        format!("Matches the checksum published in {file} (decompressed image)"),
                     );
                 }
                 Some(ChecksumVerdict::Mismatch) => {
-                    ui.colored_label(BAD, format!("✖ does not match the checksum published in {file}"));
+                    ui.colored_label(BAD, format!("Does not match the checksum published in {file}"));
                 }
                 None => {
                     ui.label(format!(
@@ -294,7 +298,7 @@ impl GraverApp {
                     .iter()
                     .filter(|n| n.flag.severity() != Severity::Refuse)
                 {
-                    ui.colored_label(WARN, format!("⚠ {}", note.message));
+                    ui.colored_label(WARN, format!("Warning: {}", note.message));
                 }
             }
             ui.add_space(GAP);
@@ -333,7 +337,11 @@ impl GraverApp {
     }
 
     fn writing_ui(&mut self, ui: &mut Ui) {
-        let image = self.image_path().map(|p| p.display().to_string()).unwrap_or_default();
+        let image = self
+            .image_path()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let Screen::Writing {
             progress,
             asking_cancel,
@@ -405,16 +413,16 @@ impl GraverApp {
                             } else {
                                 ""
                             };
-                            ui.colored_label(OK, RichText::new(format!("✔ {name}: verified{safe}")).size(16.0));
+                            ui.colored_label(OK, RichText::new(format!("{name}: verified{safe}")).size(16.0));
                         }
                         Outcome::Written => {
-                            ui.colored_label(OK, RichText::new(format!("✔ {name}: written")).size(16.0));
+                            ui.colored_label(OK, RichText::new(format!("{name}: written")).size(16.0));
                         }
                         Outcome::Refused { reason } => {
-                            ui.colored_label(BAD, RichText::new(format!("✖ {name}: {reason}")).size(16.0));
+                            ui.colored_label(BAD, RichText::new(format!("{name}: {reason}")).size(16.0));
                         }
                         Outcome::Failed { message, .. } => {
-                            ui.colored_label(BAD, RichText::new(format!("✖ {message}")).size(16.0));
+                            ui.colored_label(BAD, RichText::new(message.clone()).size(16.0));
                         }
                     }
                     if let Some(ejected) = &target.ejected {
@@ -505,11 +513,15 @@ fn progress_ui(ui: &mut Ui, progress: &Progress) {
             _ if device.phase == progress.phase => progress.fraction as f32,
             _ => progress.fraction as f32,
         };
+        let total = progress.total.bytes();
+        let about = if progress.total.is_exact() { "" } else { "about " };
         let text = format!(
-            "{} — {} · {}",
+            "{} — {} · {} of {about}{} · {:.0}%",
             device.name,
             device.phase.label(),
-            human_bytes(device.bytes)
+            human_bytes(device.bytes),
+            human_bytes(total),
+            fraction * 100.0
         );
         ui.add(egui::ProgressBar::new(fraction).text(text).desired_height(30.0));
         ui.add_space(6.0);

@@ -1,0 +1,434 @@
+//! The window driven through its real UI with egui_kittest: found by label, clicked, checked.
+//!
+//! The file dialog is replaced by a function and the drive list is fed directly
+//! (except in the root tests, which list the machine's real drives and write a
+//! real loop device through a real in-process worker).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::{Harness, SnapshotOptions};
+use graver_drives::{Bus, Drive, Partition};
+use graver_image::ImageSize;
+use graver_writer::protocol::{JobResult, Outcome, TargetResult};
+use graver_writer::{DeviceProgress, ErrorKind, Launch, Phase, Progress};
+
+use super::app::{GraverApp, Screen, Services};
+
+const SIZE: [f32; 2] = [860.0, 640.0];
+
+fn services(image: Option<PathBuf>, launch: Launch) -> Services {
+    Services {
+        picker: Box::new(move || image.clone()),
+        launch,
+        settings_path: None,
+        watch_drives: false,
+    }
+}
+
+fn harness(app: GraverApp) -> Harness<'static, GraverApp> {
+    Harness::builder()
+        .with_size(SIZE)
+        .build_ui_state(|ui, app: &mut GraverApp| app.ui(ui), app)
+}
+
+fn snapshot_harness(app: GraverApp) -> Harness<'static, GraverApp> {
+    Harness::builder()
+        .with_size(SIZE)
+        .with_render_cursor(false)
+        .wgpu()
+        .build_ui_state(|ui, app: &mut GraverApp| app.ui(ui), app)
+}
+
+/// Steps the UI until `done` holds, as the real event loop would when woken; panics after 60 s.
+fn step_until(harness: &mut Harness<'_, GraverApp>, what: &str, done: impl Fn(&Harness<'_, GraverApp>) -> bool) {
+    for _ in 0..3000 {
+        harness.step();
+        if done(harness) {
+            harness.step();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// Clicks the control labelled `label`; the UI then settles for a few frames, as it would on screen.
+fn click(harness: &mut Harness<'_, GraverApp>, label: &str) {
+    harness.get_by_label(label).click();
+    harness.run_steps(3);
+}
+
+fn click_contains(harness: &mut Harness<'_, GraverApp>, label: &str) {
+    harness.get_by_label_contains(label).click();
+    harness.run_steps(3);
+}
+
+fn has_label(harness: &Harness<'_, GraverApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).next().is_some()
+}
+
+fn is_enabled(harness: &Harness<'_, GraverApp>, label: &str) -> bool {
+    !harness.get_by_label(label).accesskit_node().is_disabled()
+}
+
+/// A stable little image: same bytes, same name, same SHA-256 on every run.
+fn image_file(name: &str, len: usize) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/gui-test-images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn stick(name: &str, size: u64) -> Drive {
+    Drive {
+        path: PathBuf::from(format!("/dev/{name}")),
+        name: name.into(),
+        id: format!("usb-SanDisk_Cruzer_{name}"),
+        size,
+        vendor: Some("SanDisk".into()),
+        model: Some("Cruzer Blade".into()),
+        bus: Bus::Usb,
+        removable: true,
+        read_only: false,
+        logical_block_size: 512,
+        physical_block_size: 512,
+        partitions: vec![Partition {
+            path: PathBuf::from(format!("/dev/{name}1")),
+            size: size - (1 << 20),
+            mount_points: vec![PathBuf::from("/media/user/STICK")],
+            swap: false,
+        }],
+        system: None,
+    }
+}
+
+fn system_disk() -> Drive {
+    Drive {
+        path: PathBuf::from("/dev/nvme0n1"),
+        name: "nvme0n1".into(),
+        id: "nvme-Samsung_990".into(),
+        size: 1_000_204_886_016,
+        vendor: None,
+        model: Some("Samsung SSD 990 PRO 1TB".into()),
+        bus: Bus::Nvme,
+        removable: false,
+        read_only: false,
+        logical_block_size: 512,
+        physical_block_size: 512,
+        partitions: Vec::new(),
+        system: Some("/ is mounted from nvme0n1p2".into()),
+    }
+}
+
+fn app_with(image: Option<PathBuf>, launch: Launch, drives: Vec<Drive>) -> GraverApp {
+    let mut app = GraverApp::new(&egui::Context::default(), services(image, launch));
+    app.set_drives(drives);
+    app
+}
+
+fn choose_image(harness: &mut Harness<'_, GraverApp>) {
+    harness.get_by_label("Choose image…").click();
+    step_until(harness, "the image's SHA-256", |h| {
+        has_label(h, "SHA-256") && has_label(h, "Copy")
+    });
+}
+
+#[test]
+fn write_is_disabled_until_an_image_and_a_drive_are_chosen() {
+    let image = image_file("disabled-until.img", 3 << 20);
+    let mut harness = harness(app_with(
+        Some(image),
+        Launch::InProcess,
+        vec![stick("sdx", 16_000_000_000)],
+    ));
+    harness.step();
+    assert!(!is_enabled(&harness, "Write"));
+    assert!(has_label(&harness, "Choose an image first."));
+    choose_image(&mut harness);
+    assert!(has_label(&harness, "disabled-until.img"));
+    assert!(!is_enabled(&harness, "Write"), "no drive chosen yet");
+    click_contains(&mut harness, "Cruzer Blade");
+    assert!(is_enabled(&harness, "Write"));
+    click(&mut harness, "Write");
+    assert!(has_label(&harness, "Erase and write?"));
+    assert!(has_label(&harness, "Everything on this drive will be erased."));
+    click(&mut harness, "Cancel");
+    assert!(harness.query_by_label("Erase and write?").is_none());
+    assert!(
+        is_enabled(&harness, "Write"),
+        "cancelling the confirmation keeps the choice"
+    );
+}
+
+#[test]
+fn a_too_small_drive_is_disabled_with_its_reason() {
+    let image = image_file("too-big.img", 3 << 20);
+    let mut harness = harness(app_with(Some(image), Launch::InProcess, vec![stick("sdy", 2_000_000)]));
+    choose_image(&mut harness);
+    let checkbox = harness.get_by_label_contains("Cruzer Blade");
+    assert!(checkbox.accesskit_node().is_disabled());
+    assert!(has_label(
+        &harness,
+        "sdy is too small: it holds 2.0 MB but the image needs 3.1 MB."
+    ));
+    assert!(!is_enabled(&harness, "Write"));
+}
+
+#[test]
+fn system_drives_are_hidden_until_show_all_and_need_unsafe_mode_and_the_typed_name() {
+    let image = image_file("system.img", 1 << 20);
+    let mut harness = harness(app_with(Some(image), Launch::InProcess, vec![system_disk()]));
+    choose_image(&mut harness);
+    assert!(
+        !has_label(&harness, "Samsung SSD 990"),
+        "system drives are hidden by default"
+    );
+    click(&mut harness, "Show all drives");
+    assert!(
+        harness
+            .get_by_label_contains("Samsung SSD 990")
+            .accesskit_node()
+            .is_disabled()
+    );
+    assert!(has_label(&harness, "turn on unsafe mode"));
+
+    click(&mut harness, "Settings");
+    click(&mut harness, "Unsafe mode: allow system drives");
+    click_contains(&mut harness, "Samsung SSD 990");
+    click(&mut harness, "Write");
+    assert!(!is_enabled(&harness, "Erase and write"), "the name is not typed yet");
+    // The modal's field is the last text input; the published-checksum field is the first.
+    let field = harness
+        .get_all_by_role(egui::accesskit::Role::TextInput)
+        .last()
+        .expect("a name field");
+    field.focus();
+    field.type_text("nvme0n1");
+    harness.step();
+    harness.step();
+    assert!(is_enabled(&harness, "Erase and write"));
+}
+
+#[test]
+fn a_worker_that_cannot_start_shows_the_error_and_the_app_can_start_again() {
+    let image = image_file("no-worker.img", 1 << 20);
+    let launch = Launch::Subprocess {
+        worker: PathBuf::from("/nonexistent/graver-writer"),
+    };
+    let mut harness = harness(app_with(Some(image), launch, vec![stick("sdw", 16_000_000_000)]));
+    choose_image(&mut harness);
+    click_contains(&mut harness, "Cruzer Blade");
+    click(&mut harness, "Write");
+    harness.get_by_label("Erase and write").click();
+    step_until(&mut harness, "the error screen", |h| has_label(h, "Writing failed"));
+    assert!(has_label(&harness, "cannot start"));
+    assert!(has_label(&harness, "needs administrator rights"));
+    click(&mut harness, "Back");
+    assert!(has_label(&harness, "no-worker.img"), "the image is kept");
+    click_contains(&mut harness, "Cruzer Blade");
+    assert!(is_enabled(&harness, "Write"), "ready for the next job");
+}
+
+#[test]
+fn a_worker_that_dies_mid_job_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("dying-writer");
+    std::fs::write(&script, "#!/bin/sh\nhead -c 16 >/dev/null\nexit 3\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let image = image_file("dying.img", 1 << 20);
+    let launch = Launch::Subprocess { worker: script };
+    let mut harness = harness(app_with(Some(image), launch, vec![stick("sdv", 16_000_000_000)]));
+    choose_image(&mut harness);
+    click_contains(&mut harness, "Cruzer Blade");
+    click(&mut harness, "Write");
+    harness.get_by_label("Erase and write").click();
+    step_until(&mut harness, "the error screen", |h| has_label(h, "Writing failed"));
+    assert!(
+        has_label(&harness, "exit code 3"),
+        "the message says how the writer ended"
+    );
+}
+
+fn is_root() -> bool {
+    graver_writer::client::has_device_rights()
+}
+
+/// A loop device backed by a file in /dev/shm, detached when dropped (also when a test fails).
+struct Loop {
+    device: PathBuf,
+    backing: PathBuf,
+}
+
+impl Loop {
+    fn new(size: u64) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let backing = PathBuf::from(format!("/dev/shm/graver-gui-test-{}-{n}.img", std::process::id()));
+        std::fs::File::create(&backing).unwrap().set_len(size).unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let device = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        Self { device, backing }
+    }
+
+    fn read(&self, len: usize) -> Vec<u8> {
+        let mut data = std::fs::read(&self.backing).unwrap();
+        data.truncate(len);
+        data
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .arg("-d")
+            .arg(&self.device)
+            .status();
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+fn pick_loop_device(harness: &mut Harness<'_, GraverApp>, device: &Path) {
+    harness.state_mut().set_drives(graver_drives::list().unwrap());
+    harness.step();
+    click(harness, "Show all drives");
+    click_contains(harness, &device.display().to_string());
+}
+
+#[test]
+fn the_whole_flow_writes_and_verifies_a_loop_device() {
+    if !is_root() {
+        eprintln!("skipped: needs root for loop devices");
+        return;
+    }
+    let image = image_file("whole-flow.img", (5 << 20) + 4321);
+    let expected = std::fs::read(&image).unwrap();
+    let target = Loop::new(16 << 20);
+    let mut harness = harness(app_with(Some(image), Launch::InProcess, Vec::new()));
+    harness.state_mut().settings.eject = false;
+    choose_image(&mut harness);
+    pick_loop_device(&mut harness, &target.device);
+    assert!(has_label(&harness, "not removable"), "a loop device carries its badge");
+    click(&mut harness, "Write");
+    assert!(
+        has_label(&harness, "is not a removable drive"),
+        "the warning is named in the confirmation"
+    );
+    harness.get_by_label("Erase and write").click();
+    step_until(&mut harness, "the result", |h| has_label(h, "Done:"));
+    assert!(has_label(&harness, "Done: written and verified"));
+    assert!(has_label(&harness, &format!("{}: verified", target.device.display())));
+    assert!(
+        target.read(expected.len()) == expected,
+        "the loop device holds the image"
+    );
+    click(&mut harness, "Flash another drive");
+    assert!(has_label(&harness, "whole-flow.img") && !is_enabled(&harness, "Write"));
+}
+
+#[test]
+fn cancelling_mid_write_asks_once_and_leaves_the_first_mib_unwritten() {
+    if !is_root() {
+        eprintln!("skipped: needs root for loop devices");
+        return;
+    }
+    let image = image_file("cancel-me.img", 768 << 20);
+    let target = Loop::new(800 << 20);
+    let mut harness = harness(app_with(Some(image), Launch::InProcess, Vec::new()));
+    harness.state_mut().settings.eject = false;
+    choose_image(&mut harness);
+    pick_loop_device(&mut harness, &target.device);
+    click(&mut harness, "Write");
+    harness.get_by_label("Erase and write").click();
+    step_until(&mut harness, "progress", |h| has_label(h, "writing ·"));
+    click(&mut harness, "Cancel writing");
+    assert!(has_label(&harness, "Stop now?"));
+    harness.get_by_label("Yes, stop").click();
+    step_until(&mut harness, "the cancelled result", |h| has_label(h, "Writing failed"));
+    assert!(has_label(&harness, "cancelled"));
+    assert!(has_label(&harness, "Writing was stopped"));
+    assert!(
+        target.read(1 << 20).iter().all(|&b| b == 0),
+        "the first MiB must stay unwritten"
+    );
+}
+
+fn snapshot_options() -> SnapshotOptions {
+    SnapshotOptions::default().output_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"))
+}
+
+/// Screens for the README, rendered by wgpu (Mesa's software Vulkan in CI).
+#[test]
+fn snapshots_of_each_step() {
+    let image = image_file("debian-13-arm64.img", 3 << 20);
+    let drives = vec![stick("sdb", 16_008_609_792), stick("sdc", 2_000_000), system_disk()];
+    let mut harness = snapshot_harness(app_with(Some(image), Launch::InProcess, drives));
+    harness.step();
+    harness.snapshot_options("1-start", &snapshot_options());
+
+    choose_image(&mut harness);
+    click_contains(&mut harness, "sdb");
+    harness.snapshot_options("2-chosen", &snapshot_options());
+
+    click(&mut harness, "Write");
+    harness.snapshot_options("3-confirm", &snapshot_options());
+
+    let total = 3 << 20;
+    harness.state_mut().screen = Screen::Writing {
+        progress: Some(Progress {
+            phase: Phase::Writing,
+            bytes: total / 3,
+            total: ImageSize::Exact(total),
+            fraction: 1.0 / 3.0,
+            rate: 31.5e6,
+            eta_secs: Some(84.0),
+            devices: vec![DeviceProgress {
+                name: "/dev/sdb".into(),
+                phase: Phase::Writing,
+                bytes: total / 3,
+            }],
+        }),
+        asking_cancel: false,
+        cancel_sent: false,
+        started: true,
+    };
+    harness.run_steps(2);
+    harness.snapshot_options("4-writing", &snapshot_options());
+
+    harness.state_mut().screen = Screen::Finished(JobResult {
+        image_len: total,
+        sha256: None,
+        elapsed_secs: 128.0,
+        targets: vec![TargetResult {
+            target: "/dev/sdb".into(),
+            outcome: Outcome::Verified,
+            ejected: Some("sdb was ejected: safe to remove".into()),
+        }],
+    });
+    harness.run_steps(2);
+    harness.snapshot_options("5-done", &snapshot_options());
+
+    harness.state_mut().screen = Screen::Failed {
+        message: "/dev/sdb: writing failed at byte 1048576: No such device".into(),
+        hint: super::texts::hint(Some(ErrorKind::Io)),
+    };
+    harness.run_steps(2);
+    harness.snapshot_options("6-failed", &snapshot_options());
+}
