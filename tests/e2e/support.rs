@@ -2,7 +2,6 @@
 //! themselves, and one realistic disk image (MBR, ext4 with files, odd tail) built once
 //! per test process and compressed with the real tools.
 
-use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -30,13 +29,7 @@ macro_rules! require_root {
 }
 pub(crate) use require_root;
 
-/// The workspace root (the folder holding the top-level Cargo.toml).
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// `<target>/debug/graver`, built with `cargo build -p graver` if it is not there yet.
+/// `<target>/debug/graver`, which `cargo test --workspace` builds before running tests.
 pub fn graver_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -47,16 +40,13 @@ pub fn graver_bin() -> &'static Path {
             .and_then(Path::parent)
             .expect("test binary lives in <target>/<profile>/deps");
         let bin = profile_dir.join(format!("graver{}", std::env::consts::EXE_SUFFIX));
-        if !bin.is_file() {
-            let cargo = option_env!("CARGO").unwrap_or("cargo");
-            let mut build = Command::new(cargo);
-            build.args(["build", "-p", "graver"]).current_dir(workspace_root());
-            if profile_dir.file_name() == Some(OsStr::new("release")) {
-                build.arg("--release");
-            }
-            check(&mut build);
-        }
-        assert!(bin.is_file(), "graver binary not found at {}", bin.display());
+        // Building from inside a test would wait on cargo's own lock; `cargo test --workspace`
+        // builds the binary first because the graver package has integration tests.
+        assert!(
+            bin.is_file(),
+            "graver binary not found at {}; run `cargo test --workspace` or `cargo build --bins` first",
+            bin.display()
+        );
         bin
     })
 }

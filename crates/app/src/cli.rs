@@ -6,6 +6,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::EXIT_CODES_HELP;
 
+/// "0.1.0 (3f2a9c1d0e)": the version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRAVER_COMMIT"), ")");
+
 const TARGET_RULE: &str = "\
 DEVICE is a whole drive (/dev/sdX, /dev/mmcblkN, /dev/loopN) or a regular file. \
 A file that does not exist is created; an existing file is never truncated silently: \
@@ -18,7 +21,7 @@ not removable or are larger than 128 GB need --yes or a confirmation naming the 
 
 /// Write disk images verbatim to USB sticks and SD cards, and verify them.
 #[derive(Debug, Parser)]
-#[command(name = "graver", version, about, after_help = EXIT_CODES_HELP)]
+#[command(name = "graver", version = VERSION, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     /// What to do; without one, the help is shown.
     #[command(subcommand)]
