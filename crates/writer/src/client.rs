@@ -171,12 +171,16 @@ pub(crate) enum Process {
 
 impl Process {
     /// Why the worker's stream ended, waiting briefly for the process to be reaped.
-    fn exit_story(&mut self) -> String {
+    fn exit_story(&mut self, how: &str) -> String {
         match self {
             Self::Child(child) => {
                 let deadline = Instant::now() + Duration::from_millis(500);
                 loop {
                     match child.try_wait() {
+                        // pkexec's own exit codes say whether the user cancelled or no agent could ask.
+                        Ok(Some(status)) if how == "pkexec" && matches!(status.code(), Some(126 | 127)) => {
+                            return crate::elevate::explain_pkexec_failure(status.code(), &stderr_tail(child));
+                        }
                         Ok(Some(status)) => return describe_exit(status, &stderr_tail(child)),
                         Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                         _ => return "the writer process stopped answering".into(),
@@ -368,7 +372,7 @@ fn run_job(
     let mut give_up = crossbeam_channel::never();
     let outcome = if let Err(e) = sent {
         Some(Event::LaunchFailed {
-            message: format!("{} ({e})", process.exit_story()),
+            message: format!("{} ({e})", process.exit_story(&how)),
         })
     } else {
         let mut outcome = None;
@@ -389,8 +393,8 @@ fn run_job(
                     Ok(Ok(Some(Response::Fatal { message }))) => Some(Event::LaunchFailed {
                         message: format!("the writer refused the connection: {message}"),
                     }),
-                    Ok(Ok(None) | Err(_)) | Err(_) if ready => Some(Event::WorkerLost { message: process.exit_story() }),
-                    Ok(Ok(None) | Err(_)) | Err(_) => Some(Event::LaunchFailed { message: process.exit_story() }),
+                    Ok(Ok(None) | Err(_)) | Err(_) if ready => Some(Event::WorkerLost { message: process.exit_story(&how) }),
+                    Ok(Ok(None) | Err(_)) | Err(_) => Some(Event::LaunchFailed { message: process.exit_story(&how) }),
                 },
                 recv(commands) -> command => match command {
                     Ok(Command::Cancel) => {

@@ -191,6 +191,9 @@ fn check_target(
         return Err(format!("{shown}: no such drive; was it unplugged?"));
     };
     let Some(drive) = find_listed(drives, &real) else {
+        if !kernel_knows(&real) {
+            return Err(format!("{shown}: no such drive; was it unplugged?"));
+        }
         return Err(format!(
             "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
         ));
@@ -222,6 +225,20 @@ fn check_target(
     Ok(Checked {
         target,
         drive: Some(drive.clone()),
+    })
+}
+
+/// Whether the OS still has a device with a medium behind `real` (a `/dev` node may outlive it).
+fn kernel_knows(real: &Path) -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    // A detached loop device or an empty card reader keeps its node but has no size.
+    real.file_name().is_some_and(|name| {
+        std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size"))
+            .ok()
+            .and_then(|size| size.trim().parse::<u64>().ok())
+            .is_some_and(|sectors| sectors > 0)
     })
 }
 

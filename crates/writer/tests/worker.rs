@@ -1,0 +1,833 @@
+//! Integration tests of the privileged worker, `graver-writer`: the protocol it
+//! enforces on its input, and what it writes (or refuses to write) to real loop
+//! devices when run as a subprocess through [`graver_writer::Client`].
+//!
+//! The loop-device tests need root; without it they print a note and pass.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command as Process, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use graver_writer::protocol::{Outcome, PROTOCOL_VERSION, Request, Response, WriteJob, read_frame, write_frame};
+use graver_writer::{Client, Command, Event, Launch, Phase};
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1 << 20;
+/// Not a multiple of any block size on purpose.
+const IMAGE_LEN: u64 = 9 * MIB + 123;
+/// The longest any single wait may take before the test calls it a hang.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+const SHM: &str = "/dev/shm";
+const TAG: &str = "graver-worker-test";
+
+fn worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_graver-writer"))
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: root, scratch files, images, loop devices
+// ---------------------------------------------------------------------------
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Root tests attach and detach loop devices and look at the drive list; they run
+/// one at a time so a detached device number is not re-used by a neighbour mid-test.
+fn root_only() -> Option<MutexGuard<'static, ()>> {
+    static ROOT: Mutex<()> = Mutex::new(());
+    if !is_root() {
+        eprintln!("skipped: needs root for loop devices");
+        return None;
+    }
+    sweep_stale();
+    Some(ROOT.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+fn prefix() -> String {
+    format!("{TAG}-{}-", std::process::id())
+}
+
+/// Detaches and removes what killed earlier runs left in /dev/shm.
+fn sweep_stale() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(SHM) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(owner) = name
+                .strip_prefix(&format!("{TAG}-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            if let Ok(out) = Process::new("losetup").arg("-j").arg(&path).output() {
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    if let Some(dev) = line.split(':').next() {
+                        let _ = Process::new("losetup").arg("-d").arg(dev).output();
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    });
+}
+
+/// A scratch folder in /dev/shm (RAM), removed when dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&prefix())
+        .tempdir_in(SHM)
+        .or_else(|_| tempfile::Builder::new().prefix(&prefix()).tempdir())
+        .expect("create a scratch folder")
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// An image file: `random` pseudo-random bytes, then zeros up to `len`.
+fn make_image(dir: &Path, name: &str, seed: u64, random: u64, len: u64) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = File::create(&path).unwrap();
+    file.write_all(&pseudo_random(seed, usize::try_from(random).unwrap()))
+        .unwrap();
+    file.set_len(len).unwrap();
+    path
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    let mut file = File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_prefix(path: &Path, len: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    File::open(path).unwrap().take(len).read_to_end(&mut out).unwrap();
+    out
+}
+
+fn is_all_zeros(path: &Path) -> bool {
+    let mut file = File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return true;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return false;
+        }
+    }
+}
+
+#[track_caller]
+fn check(command: &mut Process) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `command`, its stderr as the error when it fails.
+fn retry_step(command: &mut Process) -> Result<(), String> {
+    let out = command.output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Single-quotes `path` for /bin/sh.
+fn sh_quote(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// An executable shell script `name` in `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A loop device backed by a zero-filled file in /dev/shm; detached and removed
+/// on drop, also when the test panics.
+struct Loop {
+    dev: PathBuf,
+    backing: PathBuf,
+    partitioned: bool,
+}
+
+impl Loop {
+    fn new(size: u64) -> Self {
+        Self::attach(size, false, false)
+    }
+
+    fn read_only(size: u64) -> Self {
+        Self::attach(size, true, false)
+    }
+
+    /// With one 4 MiB partition at 1 MiB holding an empty ext4 file system.
+    fn partitioned(size: u64) -> Self {
+        let this = Self::attach(size, false, true);
+        let part = this.partition();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !part.exists() {
+            assert!(Instant::now() < deadline, "{} did not appear", part.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        check(Process::new("mkfs.ext4").args(["-q", "-F"]).arg(&part));
+        this
+    }
+
+    fn attach(size: u64, read_only: bool, partitioned: bool) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let backing = PathBuf::from(SHM).join(format!("{}loop-{n}.img", prefix()));
+        File::create(&backing).and_then(|f| f.set_len(size)).unwrap();
+        if partitioned {
+            let mut sfdisk = Process::new("sfdisk")
+                .arg("-q")
+                .arg(&backing)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            sfdisk.stdin.take().unwrap().write_all(b"label: dos\n,4M,83\n").unwrap();
+            assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+        }
+        let mut losetup = Process::new("losetup");
+        losetup.args(["--find", "--show"]);
+        if read_only {
+            losetup.arg("-r");
+        }
+        let out = losetup.arg(&backing).output().unwrap();
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&backing);
+            panic!("losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let this = Self {
+            dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+            backing,
+            partitioned,
+        };
+        if partitioned {
+            // The partition of a device that used this number a moment ago may still be going.
+            let mut attempt = 0;
+            while let Err(e) = retry_step(Process::new("partx").arg("-a").arg(&this.dev)) {
+                attempt += 1;
+                assert!(attempt < 20, "partx -a {}: {e}", this.dev.display());
+                let _ = Process::new("partx").arg("-d").arg(&this.dev).output();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        this
+    }
+
+    /// `loopN`, the drive's name.
+    fn name(&self) -> String {
+        self.dev.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// `/dev/loopNp1`.
+    fn partition(&self) -> PathBuf {
+        PathBuf::from(format!("{}p1", self.dev.display()))
+    }
+
+    /// Detaches now (an "unplugged" drive); the backing file stays until drop.
+    fn detach(&mut self) {
+        check(Process::new("losetup").arg("-d").arg(&self.dev));
+        self.dev = PathBuf::new();
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        if self.partitioned && !self.dev.as_os_str().is_empty() {
+            // Partitions added with partx are not dropped when the loop device is detached.
+            for attempt in 0..20 {
+                if retry_step(Process::new("partx").arg("-d").arg(&self.dev)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25 * (attempt + 1)));
+            }
+        }
+        if !self.dev.as_os_str().is_empty() {
+            let mut detached = false;
+            for attempt in 0..10 {
+                match Process::new("losetup").arg("-d").arg(&self.dev).output() {
+                    Ok(o) if o.status.success() => {
+                        detached = true;
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50 * (attempt + 1))),
+                }
+            }
+            if !detached {
+                eprintln!("warning: could not detach {}", self.dev.display());
+            }
+        }
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: driving the worker
+// ---------------------------------------------------------------------------
+
+fn write_job(image: &Path, targets: &[&Path]) -> WriteJob {
+    WriteJob {
+        image: image.to_path_buf(),
+        targets: targets.iter().map(|t| t.to_path_buf()).collect(),
+        verify: true,
+        eject: false,
+        unsafe_names: Vec::new(),
+        overwrite: false,
+        sha256: true,
+    }
+}
+
+fn is_terminal(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Finished(_) | Event::JobFailed { .. } | Event::LaunchFailed { .. } | Event::WorkerLost { .. }
+    )
+}
+
+/// Runs one job on a fresh client and returns every event, the terminal one last.
+fn run_job(launch: Launch, job: WriteJob) -> Vec<Event> {
+    let client = Client::spawn(launch);
+    client.commands.send(Command::Write(job)).unwrap();
+    let mut events = Vec::new();
+    loop {
+        let event = client
+            .events
+            .recv_timeout(HANG_GUARD)
+            .unwrap_or_else(|e| panic!("no event for {HANG_GUARD:?} ({e}); so far: {events:#?}"));
+        let done = is_terminal(&event);
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
+
+fn subprocess() -> Launch {
+    Launch::Subprocess { worker: worker() }
+}
+
+/// The outcome of each target, in the job's order; panics unless the job finished.
+fn outcomes(events: &[Event]) -> Vec<(PathBuf, Outcome)> {
+    match events.last() {
+        Some(Event::Finished(result)) => result
+            .targets
+            .iter()
+            .map(|t| (t.target.clone(), t.outcome.clone()))
+            .collect(),
+        other => panic!("the job did not finish: {other:#?}"),
+    }
+}
+
+/// Asserts `target` was refused with a reason containing one of `needles`.
+#[track_caller]
+fn assert_refused(outcome: &Outcome, target: &Path, needles: &[&str]) {
+    match outcome {
+        Outcome::Refused { reason } => {
+            eprintln!("{} refused: {reason}", target.display());
+            assert!(
+                needles.iter().any(|n| reason.contains(n)),
+                "{}: refused, but the reason {reason:?} mentions none of {needles:?}",
+                target.display()
+            );
+        }
+        other => panic!("{}: expected a refusal, got {other:?}", target.display()),
+    }
+}
+
+/// Asserts a job with only refused targets wrote nothing: it finished with every
+/// target refused for one of `needles`, or failed as a whole.
+#[track_caller]
+fn assert_job_refused(events: &[Event], needles: &[&str]) {
+    match events.last() {
+        Some(Event::Finished(result)) => {
+            assert!(!result.targets.is_empty());
+            for t in &result.targets {
+                assert_refused(&t.outcome, &t.target, needles);
+            }
+        }
+        Some(Event::JobFailed { message, .. }) => {
+            assert!(
+                needles.iter().any(|n| message.contains(n)),
+                "job failed with {message:?}, which mentions none of {needles:?}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:#?}"),
+    }
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Progress(_))),
+        "a refused job reported progress: {events:#?}"
+    );
+}
+
+/// Asserts the target was written and verified and now holds exactly the image.
+#[track_caller]
+fn assert_holds_image(outcome: &Outcome, lo: &Loop, image: &Path) {
+    assert_eq!(outcome, &Outcome::Verified, "{}", lo.dev.display());
+    let want = std::fs::read(image).unwrap();
+    let got = read_prefix(&lo.backing, want.len() as u64);
+    assert!(got == want, "{} does not hold the image's bytes", lo.dev.display());
+}
+
+// ---------------------------------------------------------------------------
+// 1. The protocol, against the bare binary
+// ---------------------------------------------------------------------------
+
+/// The worker binary with piped stdin/stdout and a reader thread for its frames.
+struct Raw {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    frames: Receiver<std::io::Result<Option<Response>>>,
+}
+
+impl Raw {
+    fn spawn(token: &str) -> Self {
+        let mut child = Process::new(worker())
+            .args(["--token", token])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, frames) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            loop {
+                let frame = read_frame::<Response>(&mut stdout);
+                let end = !matches!(frame, Ok(Some(_)));
+                if tx.send(frame).is_err() || end {
+                    return;
+                }
+            }
+        });
+        Self { child, stdin, frames }
+    }
+
+    /// Sends raw bytes; a worker that already exited may have closed the pipe.
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        let _ = stdin.write_all(bytes).and_then(|()| stdin.flush());
+    }
+
+    fn send(&mut self, request: &Request) {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, request).unwrap();
+        self.send_bytes(&bytes);
+    }
+
+    /// The next frame, or `None` when the stream ended.
+    fn next(&self) -> Option<Response> {
+        match self.frames.recv_timeout(HANG_GUARD) {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => panic!("the worker sent a bad frame: {e}"),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+            Err(e) => panic!("the worker said nothing for {HANG_GUARD:?}: {e}"),
+        }
+    }
+
+    /// Waits for the worker to exit with its input still open.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the worker did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(stderr) = self.child.stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Expects a Fatal whose message contains `needle`, then a non-zero exit while
+/// the worker's input is still open.
+#[track_caller]
+fn expect_fatal(raw: &mut Raw, needle: &str, case: &str) {
+    match raw.next() {
+        Some(Response::Fatal { message }) => assert!(
+            message.to_lowercase().contains(needle),
+            "{case}: the fatal message {message:?} does not mention {needle:?}"
+        ),
+        other => panic!("{case}: expected a fatal response, got {other:?}"),
+    }
+    assert_eq!(
+        raw.next(),
+        None,
+        "{case}: the worker said more after its fatal response"
+    );
+    let status = raw.wait();
+    assert!(!status.success(), "{case}: the worker exited with {status}");
+    let stderr = raw.stderr();
+    assert!(stderr.contains("protocol error"), "{case}: stderr was {stderr:?}");
+}
+
+#[test]
+fn protocol_violations_end_the_worker_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = make_image(dir.path(), "image.img", 1, 4096, 4096);
+    let target = dir.path().join("target.img");
+    let token = "00112233445566778899aabbccddeeff";
+    let job = Request::Write(WriteJob {
+        overwrite: true,
+        ..write_job(&image, &[&target])
+    });
+    let hello = |version, token: &str| Request::Hello {
+        version,
+        token: token.into(),
+    };
+
+    // Control: the right token and version get Ready, and a closed input a clean exit.
+    let mut raw = Raw::spawn(token);
+    raw.send(&hello(PROTOCOL_VERSION, token));
+    assert_eq!(
+        raw.next(),
+        Some(Response::Ready {
+            version: PROTOCOL_VERSION
+        })
+    );
+    raw.stdin = None;
+    assert_eq!(raw.next(), None);
+    assert!(raw.wait().success());
+
+    // (a) Another token; a write job follows and must never run.
+    let mut raw = Raw::spawn(token);
+    raw.send(&hello(PROTOCOL_VERSION, "ffeeddccbbaa99887766554433221100"));
+    raw.send(&job);
+    expect_fatal(&mut raw, "token", "wrong token");
+
+    // (b) Another version, with the right token.
+    let mut raw = Raw::spawn(token);
+    raw.send(&hello(PROTOCOL_VERSION + 1, token));
+    raw.send(&job);
+    expect_fatal(&mut raw, "version", "wrong version");
+
+    // (c) Garbage: an impossible length, then a frame that is not JSON.
+    let mut raw = Raw::spawn(token);
+    raw.send_bytes(&[0xff; 4]);
+    expect_fatal(&mut raw, "", "oversized frame");
+    let mut raw = Raw::spawn(token);
+    let mut garbage = 37u32.to_le_bytes().to_vec();
+    garbage.extend_from_slice(&pseudo_random(7, 37));
+    raw.send_bytes(&garbage);
+    expect_fatal(&mut raw, "parse", "non-JSON frame");
+    let mut raw = Raw::spawn(token);
+    let unknown = br#"{"type":"format_disk","target":"/dev/sda"}"#;
+    let mut frame = u32::try_from(unknown.len()).unwrap().to_le_bytes().to_vec();
+    frame.extend_from_slice(unknown);
+    raw.send_bytes(&frame);
+    expect_fatal(&mut raw, "parse", "unknown message");
+
+    // (d) A job before any hello.
+    let mut raw = Raw::spawn(token);
+    raw.send(&job);
+    expect_fatal(&mut raw, "hello", "job first");
+
+    // (e) A second hello after a good one.
+    let mut raw = Raw::spawn(token);
+    raw.send(&hello(PROTOCOL_VERSION, token));
+    assert!(matches!(raw.next(), Some(Response::Ready { .. })));
+    raw.send(&hello(PROTOCOL_VERSION, token));
+    expect_fatal(&mut raw, "hello", "second hello");
+
+    assert!(!target.exists(), "a rejected session created {}", target.display());
+}
+
+// ---------------------------------------------------------------------------
+// 2–3. Writing real loop devices
+// ---------------------------------------------------------------------------
+
+#[test]
+fn worker_subprocess_writes_and_verifies_a_loop_device() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 2, IMAGE_LEN, IMAGE_LEN);
+    let lo = Loop::new(16 * MIB);
+
+    let events = run_job(subprocess(), write_job(&image, &[&lo.dev]));
+
+    assert!(
+        matches!(events.first(), Some(Event::Started { how }) if how == "subprocess"),
+        "{:#?}",
+        events.first()
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::Progress(_))), "no progress");
+    let Some(Event::Finished(result)) = events.last() else {
+        panic!("the job did not finish: {:#?}", events.last());
+    };
+    assert_eq!(result.targets.len(), 1);
+    assert_eq!(result.targets[0].target, lo.dev);
+    assert_eq!(result.image_len, IMAGE_LEN);
+    assert_eq!(result.sha256.as_deref(), Some(sha256_hex(&image).as_str()));
+    assert_holds_image(&result.targets[0].outcome, &lo, &image);
+}
+
+#[test]
+fn several_drives_at_once_one_bad() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 3, IMAGE_LEN, IMAGE_LEN);
+
+    type Case = (&'static str, fn() -> Loop, &'static str);
+    let cases: [Case; 2] = [
+        ("read-only", || Loop::read_only(16 * MIB), "read-only"),
+        ("too small", || Loop::new(4 * MIB), "too small"),
+    ];
+    for (case, bad, needle) in cases {
+        let good = [Loop::new(16 * MIB), Loop::new(16 * MIB)];
+        let bad = bad();
+        // The bad one in the middle, so results must not be shifted by it.
+        let targets = [good[0].dev.as_path(), bad.dev.as_path(), good[1].dev.as_path()];
+        let events = run_job(subprocess(), write_job(&image, &targets));
+        let outcomes = outcomes(&events);
+        let paths: Vec<&Path> = outcomes.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(paths, targets, "{case}: results not in the job's order");
+        assert_holds_image(&outcomes[0].1, &good[0], &image);
+        assert_refused(&outcomes[1].1, &bad.dev, &[needle]);
+        assert_holds_image(&outcomes[2].1, &good[1], &image);
+        assert!(is_all_zeros(&bad.backing), "{case}: the refused drive was written");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Refusals
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_privileged_worker_refuses_files_partitions_and_unplugged_drives() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 4, IMAGE_LEN, IMAGE_LEN);
+    let passwd = Path::new("/etc/passwd");
+    let before = std::fs::read(passwd).unwrap();
+
+    // A regular file, directly and through a symlink.
+    let events = run_job(subprocess(), write_job(&image, &[passwd]));
+    assert_job_refused(&events, &["not a whole drive"]);
+    let link = dir.path().join("stick");
+    std::os::unix::fs::symlink(passwd, &link).unwrap();
+    let events = run_job(subprocess(), write_job(&image, &[&link]));
+    assert_job_refused(&events, &["not a whole drive"]);
+    // A file that does not exist yet must not be created either.
+    let new_file = dir.path().join("new.img");
+    let events = run_job(subprocess(), write_job(&image, &[&new_file]));
+    assert_job_refused(&events, &["not a whole drive"]);
+    assert!(!new_file.exists());
+    assert!(std::fs::read(passwd).unwrap() == before, "/etc/passwd changed");
+
+    // A partition instead of the whole drive.
+    let lo = Loop::partitioned(16 * MIB);
+    let disk_before = std::fs::read(&lo.backing).unwrap();
+    let events = run_job(subprocess(), write_job(&image, &[&lo.partition()]));
+    assert_job_refused(&events, &["not a whole drive"]);
+    assert!(
+        std::fs::read(&lo.backing).unwrap() == disk_before,
+        "the partition's drive changed"
+    );
+
+    // A drive unplugged between listing and writing: its node may stay behind
+    // (loop device nodes do), but it is no longer in the list of drives.
+    let mut gone = Loop::new(16 * MIB);
+    let old = gone.dev.clone();
+    gone.detach();
+    let events = run_job(subprocess(), write_job(&image, &[&old]));
+    assert_job_refused(&events, &["no such drive; was it unplugged?"]);
+    assert!(is_all_zeros(&gone.backing), "the unplugged drive's file was written");
+    // A device path that does not exist at all.
+    let events = run_job(subprocess(), write_job(&image, &[Path::new("/dev/sdzz")]));
+    assert_job_refused(&events, &["no such drive"]);
+    assert!(!Path::new("/dev/sdzz").exists(), "a device name became a file");
+}
+
+#[test]
+fn a_drive_that_looks_like_the_system_drive_needs_unsafe_mode() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 5, IMAGE_LEN, IMAGE_LEN);
+    // Never the machine's own disk: a loop device whose partition the worker,
+    // in its own mount namespace, sees mounted at /boot.
+    let lo = Loop::partitioned(16 * MIB);
+    let wrapper = script(
+        dir.path(),
+        "in-namespace.sh",
+        &format!(
+            "exec unshare -m --propagation private sh -c 'mount \"$1\" /boot && shift && exec \"$@\"' sh {} {} \"$@\"",
+            sh_quote(&lo.partition()),
+            sh_quote(&worker()),
+        ),
+    );
+    let launch = || Launch::Subprocess {
+        worker: wrapper.clone(),
+    };
+    // Mounting the file system changes its superblock: compare what lies outside the partition.
+    let outside = |lo: &Loop| {
+        let mut bytes = std::fs::read(&lo.backing).unwrap();
+        bytes.drain(usize::try_from(MIB).unwrap()..usize::try_from(5 * MIB).unwrap());
+        bytes
+    };
+    let disk_before = outside(&lo);
+
+    let events = run_job(launch(), write_job(&image, &[&lo.dev]));
+    assert_job_refused(&events, &["system drive"]);
+    let link = dir.path().join("usb-stick");
+    std::os::unix::fs::symlink(&lo.dev, &link).unwrap();
+    let events = run_job(launch(), write_job(&image, &[&link]));
+    assert_job_refused(&events, &["system drive"]);
+    // Another drive's name typed to confirm does not unlock this one.
+    let job = WriteJob {
+        unsafe_names: vec!["sda".into(), format!("{}p1", lo.name())],
+        ..write_job(&image, &[&lo.dev])
+    };
+    assert_job_refused(&run_job(launch(), job), &["system drive"]);
+    assert!(outside(&lo) == disk_before, "a refused system drive was written");
+    let mounts = Process::new("findmnt").arg("-rn").arg(lo.partition()).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&mounts.stdout).contains("/boot"),
+        "the namespace's mount leaked into the host"
+    );
+
+    // In unsafe mode with its exact name, it is unmounted (in that namespace only) and written.
+    let job = WriteJob {
+        unsafe_names: vec![lo.name()],
+        ..write_job(&image, &[&lo.dev])
+    };
+    let events = run_job(launch(), job);
+    let outcomes = outcomes(&events);
+    assert_holds_image(&outcomes[0].1, &lo, &image);
+}
+
+// ---------------------------------------------------------------------------
+// 5. A worker killed mid-write
+// ---------------------------------------------------------------------------
+
+#[test]
+fn killed_worker_is_reported_and_the_drive_does_not_look_bootable() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "big.img", 6, 2 * MIB, 400 * MIB);
+    let lo = Loop::new(512 * MIB);
+    let pidfile = dir.path().join("worker.pid");
+    let wrapper = script(
+        dir.path(),
+        "record-pid.sh",
+        &format!("echo $$ > {}\nexec {} \"$@\"", sh_quote(&pidfile), sh_quote(&worker())),
+    );
+
+    let client = Client::spawn(Launch::Subprocess { worker: wrapper });
+    client
+        .commands
+        .send(Command::Write(write_job(&image, &[&lo.dev])))
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let event = client.events.recv_timeout(HANG_GUARD).expect("an event");
+        assert!(
+            !is_terminal(&event),
+            "the job ended before it could be killed: {event:#?}"
+        );
+        if let Event::Progress(p) = &event
+            && p.phase == Phase::Writing
+            && p.bytes > 16 * MIB
+        {
+            break;
+        }
+        seen.push(event);
+    }
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    let killed = Instant::now();
+    check(Process::new("kill").args(["-9", &pid]));
+    let terminal = loop {
+        let event = client
+            .events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("no event within 10 s of killing the worker");
+        if is_terminal(&event) {
+            break event;
+        }
+    };
+    eprintln!("the kill was reported after {:?}", killed.elapsed());
+    let Event::WorkerLost { message } = &terminal else {
+        panic!("expected WorkerLost, got {terminal:#?}");
+    };
+    assert!(message.contains("killed"), "{message:?}");
+    drop(client);
+
+    let first_mib = read_prefix(&lo.backing, MIB);
+    assert!(
+        first_mib != read_prefix(&image, MIB),
+        "the killed write left the image's first MiB"
+    );
+    assert!(first_mib.iter().all(|&b| b == 0), "the first MiB is not all zeros");
+    // The write was under way: the second MiB, written early, holds the image's.
+    let second = |path: &Path| read_prefix(path, 2 * MIB).split_off(usize::try_from(MIB).unwrap());
+    assert!(second(&lo.backing) == second(&image), "the write never started");
+}
