@@ -9,6 +9,7 @@
 mod bad_input;
 mod cancel;
 mod cli;
+mod drives;
 mod hash;
 mod support;
 mod write;
