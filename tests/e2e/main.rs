@@ -11,5 +11,6 @@ mod cancel;
 mod cli;
 mod drives;
 mod hash;
+mod privacy;
 mod support;
 mod write;
