@@ -93,23 +93,10 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, Refusal> {
             return Err((Exit::Refused, not_a_drive(path)));
         };
         let size = image.size();
-        let facts = ImageFacts {
-            // An estimated size may be wrong either way, so only an exact one refuses a drive up front;
-            // the engine still stops at the end of a drive that turns out too small.
-            size: if size.is_exact() { size.bytes() } else { 0 },
-            stored_on: stored_on.as_deref(),
-        };
+        let facts = ImageFacts::new(size.bytes(), size.is_exact(), stored_on.as_deref());
         let notes = classify(drive, Some(facts));
-        let refusals: Vec<&str> = notes
-            .iter()
-            .filter(|n| n.flag.severity() == Severity::Refuse)
-            .map(|n| n.message.as_str())
-            .collect();
-        if !refusals.is_empty() {
-            return Err((
-                Exit::Refused,
-                format!("{}: {}", drive.path.display(), refusals.join(" ")),
-            ));
+        if let Some(refused) = graver_drives::refusal(&notes) {
+            return Err((Exit::Refused, format!("{}: {refused}", drive.path.display())));
         }
         if let Some(system) = notes.iter().find(|n| n.flag == Flag::System) {
             confirm_system(args, drive, system)?;

@@ -78,6 +78,28 @@ pub struct ImageFacts<'a> {
     pub stored_on: Option<&'a str>,
 }
 
+impl<'a> ImageFacts<'a> {
+    /// Facts for an image of `bytes`. An estimated size (`exact` false) may be wrong
+    /// either way, so it refuses no drive up front; the engine still stops at the end
+    /// of a drive that turns out too small.
+    pub fn new(bytes: u64, exact: bool, stored_on: Option<&'a str>) -> Self {
+        Self {
+            size: if exact { bytes } else { 0 },
+            stored_on,
+        }
+    }
+}
+
+/// The sentences of every flag that refuses a write, joined; `None` when nothing refuses it.
+pub fn refusal(notes: &[Note]) -> Option<String> {
+    let sentences: Vec<&str> = notes
+        .iter()
+        .filter(|n| n.flag.severity() == Severity::Refuse)
+        .map(|n| n.message.as_str())
+        .collect();
+    (!sentences.is_empty()).then(|| sentences.join(" "))
+}
+
 /// Every flag that applies to `drive`, most serious first.
 pub fn classify(drive: &Drive, image: Option<ImageFacts<'_>>) -> Vec<Note> {
     let mut notes = Vec::new();

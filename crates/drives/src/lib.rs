@@ -46,6 +46,9 @@ mod drive;
 mod target;
 mod watcher;
 
+#[cfg(unix)]
+mod unix;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -70,7 +73,9 @@ mod unsupported;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 use unsupported as os;
 
-pub use crate::classify::{Flag, ImageFacts, LARGE_DRIVE_BYTES, Note, Severity, classify, human_size, is_flashable};
+pub use crate::classify::{
+    Flag, ImageFacts, LARGE_DRIVE_BYTES, Note, Severity, classify, human_size, is_flashable, refusal,
+};
 pub use crate::drive::{Bus, Drive, Partition};
 pub use crate::target::{Access, DriveError, Target, TargetKind, describe, open_target};
 pub use crate::watcher::Watcher;

@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::unix::ioctl_read;
 use crate::{Bus, Drive, DriveError, Ejected, Partition, Target, io_error, read_attr, size_by_seek};
 
 // From <linux/fs.h>: _IO(0x12, 104), _IO(0x12, 95) and _IOR(0x12, 114, size_t).
@@ -569,9 +570,12 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
             Some(libc::ENOENT | libc::ENXIO | libc::ENODEV) => DriveError::NotFound(path.to_path_buf()),
             _ => io_error(path, e),
         })?;
-    let capacity = ioctl_u64(&file, BLKGETSIZE64).or_else(|_| size_by_seek(&file));
+    let capacity = ioctl_read::<u64>(&file, BLKGETSIZE64).or_else(|_| size_by_seek(&file));
     let capacity = capacity.map_err(|e| io_error(path, e))?;
-    let logical = ioctl_int(&file, BLKSSZGET).unwrap_or(512);
+    let logical = ioctl_read::<libc::c_int>(&file, BLKSSZGET)
+        .ok()
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(512);
     Ok(Target::device(file, path, capacity, logical))
 }
 
@@ -579,26 +583,6 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
 pub(crate) fn reread_partitions(file: &File) {
     // SAFETY: BLKRRPART takes no argument; the descriptor is open for the call's duration.
     let _ = unsafe { libc::ioctl(file.as_raw_fd(), BLKRRPART, 0) };
-}
-
-fn ioctl_u64(file: &File, request: libc::c_ulong) -> io::Result<u64> {
-    let mut value: u64 = 0;
-    // SAFETY: the request writes one u64 into `value`, which outlives the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, &raw mut value) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value)
-}
-
-fn ioctl_int(file: &File, request: libc::c_ulong) -> io::Result<usize> {
-    let mut value: libc::c_int = 0;
-    // SAFETY: the request writes one int into `value`, which outlives the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, &raw mut value) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    usize::try_from(value).map_err(|_| io::Error::other("negative block size"))
 }
 
 #[cfg(test)]

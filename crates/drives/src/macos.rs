@@ -154,33 +154,15 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
         return Err(io_error(path, io::Error::last_os_error()));
     }
-    let block_size = ioctl_u32(&file, DKIOCGETBLOCKSIZE).unwrap_or(512).max(1);
-    let capacity = ioctl_u64(&file, DKIOCGETBLOCKCOUNT)
+    let block_size = crate::unix::ioctl_read::<u32>(&file, DKIOCGETBLOCKSIZE)
+        .unwrap_or(512)
+        .max(1);
+    let capacity = crate::unix::ioctl_read::<u64>(&file, DKIOCGETBLOCKCOUNT)
         .map(|count| count.saturating_mul(u64::from(block_size)))
         .or_else(|_| size_by_seek(&file))
         .map_err(|e| io_error(path, e))?;
     let block_size = usize::try_from(block_size).unwrap_or(crate::MIN_BLOCK_SIZE);
     Ok(Target::device(file, path, capacity, block_size))
-}
-
-fn ioctl_u32(file: &File, request: libc::c_ulong) -> io::Result<u32> {
-    let mut value: u32 = 0;
-    // SAFETY: the request writes one u32 into `value`, which outlives the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, &raw mut value) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value)
-}
-
-fn ioctl_u64(file: &File, request: libc::c_ulong) -> io::Result<u64> {
-    let mut value: u64 = 0;
-    // SAFETY: the request writes one u64 into `value`, which outlives the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, &raw mut value) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value)
 }
 
 /// Nothing to do: once the raw node is closed, DiskArbitration notices the new

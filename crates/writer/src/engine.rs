@@ -384,13 +384,7 @@ fn write_stage(
                 return Err(WriteError::Cancelled);
             }
             let end = chunk.offset + chunk.len as u64;
-            if let Some(capacity) = device.capacity().filter(|&c| c < end) {
-                return Err(WriteError::TooSmall {
-                    device: device.name(),
-                    needed: end,
-                    capacity,
-                });
-            }
+            fits(device, end)?;
             let padded = chunk.padded();
             let skip =
                 usize::try_from(HOLD_BACK.saturating_sub(chunk.offset)).map_or(padded.len(), |s| s.min(padded.len()));
@@ -420,6 +414,18 @@ fn write_stage(
         drain(chunks);
     }
     outcome.map(|()| first)
+}
+
+/// Refuses to go on when the image reaches past the end of the device.
+fn fits(device: &dyn Device, end: u64) -> Result<(), WriteError> {
+    match device.capacity().filter(|&capacity| capacity < end) {
+        Some(capacity) => Err(WriteError::TooSmall {
+            device: device.name(),
+            needed: end,
+            capacity,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Keeps taking chunks from a failed consumer's queue until the reader lets go of it.
@@ -655,13 +661,7 @@ fn compare_stage(
             return Err(WriteError::Cancelled);
         }
         let end = chunk.offset + chunk.len as u64;
-        if let Some(capacity) = device.capacity().filter(|&c| c < end) {
-            return Err(WriteError::TooSmall {
-                device: device.name(),
-                needed: end,
-                capacity,
-            });
-        }
+        fits(device, end)?;
         let got = device
             .read_at(chunk.offset, &mut buf[..chunk.padded_len])
             .map_err(|source| WriteError::ReadBack {

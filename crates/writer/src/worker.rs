@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use graver_drives::{Access, Drive, Flag, ImageFacts, Severity, Target};
+use graver_drives::{Access, Drive, Flag, ImageFacts, Target};
 use graver_image::Image;
 
 use crate::protocol::{
@@ -200,18 +200,10 @@ fn check_target(
     };
     let size = image.size();
     let stored_on = graver_drives::drive_holding(image.path());
-    let facts = ImageFacts {
-        size: if size.is_exact() { size.bytes() } else { 0 },
-        stored_on: stored_on.as_deref(),
-    };
+    let facts = ImageFacts::new(size.bytes(), size.is_exact(), stored_on.as_deref());
     let notes = graver_drives::classify(drive, Some(facts));
-    let refusals: Vec<&str> = notes
-        .iter()
-        .filter(|n| n.flag.severity() == Severity::Refuse)
-        .map(|n| n.message.as_str())
-        .collect();
-    if !refusals.is_empty() {
-        return Err(refusals.join(" "));
+    if let Some(refused) = graver_drives::refusal(&notes) {
+        return Err(refused);
     }
     if let Some(system) = notes.iter().find(|n| n.flag == Flag::System)
         && !job.unsafe_names.contains(&drive.name)

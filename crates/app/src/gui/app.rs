@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use graver_drives::{Drive, Flag, ImageFacts, Note, Severity};
+use graver_drives::{Drive, Flag, ImageFacts, Note};
 use graver_image::{ChecksumVerdict, Image, PublishedChecksum};
 use graver_writer::protocol::{JobResult, WriteJob};
 use graver_writer::{Client, Command, ErrorKind, Event, Launch, Progress};
@@ -297,18 +297,15 @@ impl GraverApp {
     pub(crate) fn notes(&self, drive: &Drive) -> Vec<Note> {
         let facts = self.opened().map(|o| {
             let size = o.image.size();
-            ImageFacts {
-                size: if size.is_exact() { size.bytes() } else { 0 },
-                stored_on: o.stored_on.as_deref(),
-            }
+            ImageFacts::new(size.bytes(), size.is_exact(), o.stored_on.as_deref())
         });
         graver_drives::classify(drive, facts)
     }
 
     /// Why `drive` cannot be chosen now, if it cannot.
     pub(crate) fn blocked_reason(&self, drive: &Drive, notes: &[Note]) -> Option<String> {
-        if let Some(refused) = notes.iter().find(|n| n.flag.severity() == Severity::Refuse) {
-            return Some(refused.message.clone());
+        if let Some(refused) = graver_drives::refusal(notes) {
+            return Some(refused);
         }
         (drive.system.is_some() && !self.settings.unsafe_mode).then(|| super::texts::NEED_UNSAFE.to_owned())
     }
