@@ -28,7 +28,13 @@ fn a_whole_write_opens_no_network_socket() {
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let trace = std::fs::read_to_string(&trace).unwrap();
-    let sockets: Vec<&str> = trace.lines().filter(|l| l.contains("socket(") || l.contains("connect(")).collect();
-    let foreign: Vec<&&str> = sockets.iter().filter(|l| !l.contains("AF_UNIX") && !l.contains("AF_LOCAL")).collect();
+    let sockets: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("socket(") || l.contains("connect("))
+        .collect();
+    let foreign: Vec<&&str> = sockets
+        .iter()
+        .filter(|l| !l.contains("AF_UNIX") && !l.contains("AF_LOCAL"))
+        .collect();
     assert!(foreign.is_empty(), "network sockets during a write:\n{foreign:#?}");
 }

@@ -77,7 +77,7 @@ pub use crate::classify::{
     Flag, ImageFacts, LARGE_DRIVE_BYTES, Note, Severity, classify, human_size, is_flashable, refusal,
 };
 pub use crate::drive::{Bus, Drive, Partition};
-pub use crate::target::{Access, DriveError, Target, TargetKind, describe, open_target};
+pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};
 pub use crate::watcher::Watcher;
 
 /// Smallest alignment Graver uses for buffers and writes, whatever a device reports.

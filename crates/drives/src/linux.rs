@@ -531,22 +531,6 @@ fn sys_dir(path: &Path) -> Option<PathBuf> {
     dir.exists().then_some(dir)
 }
 
-/// Vendor and model of a device for confirmations, e.g. "SanDisk Cruzer Blade".
-pub(crate) fn model(path: &Path) -> Option<String> {
-    let dir = sys_dir(path)?;
-    let vendor = read_attr(dir.join("device/vendor")).filter(|v| !v.starts_with("0x"));
-    let model = read_attr(dir.join("device/model")).or_else(|| read_attr(dir.join("device/name")));
-    let name = match (vendor, model) {
-        (Some(v), Some(m)) => format!("{v} {m}"),
-        (Some(one), None) | (None, Some(one)) => one,
-        (None, None) => {
-            let backing = read_attr(dir.join("loop/backing_file"))?;
-            format!("loop device backed by {backing}")
-        }
-    };
-    Some(name)
-}
-
 fn is_read_only(path: &Path) -> bool {
     sys_dir(path)
         .and_then(|dir| read_attr(dir.join("ro")))

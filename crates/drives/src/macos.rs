@@ -169,12 +169,6 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
 /// partition table and mounts what it can read (and `diskutil eject` follows).
 pub(crate) fn reread_partitions(_file: &File) {}
 
-/// "SanDisk Cruzer" for a disk node (`/dev/rdisk4`, `/dev/disk4`), from `diskutil info`.
-pub(crate) fn model(path: &Path) -> Option<String> {
-    let name = macos_parse::whole_disk_of(path.to_str()?)?;
-    macos_parse::describe(&info(&name).ok()?)
-}
-
 /// A cheap hash of the disk nodes in `/dev` and of the mount table: it changes
 /// when a disk arrives or leaves and when a volume is mounted or unmounted.
 pub(crate) fn fingerprint() -> u64 {

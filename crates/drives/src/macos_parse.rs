@@ -387,15 +387,6 @@ pub(crate) fn vendor_and_model(info: &DiskInfo) -> (Option<String>, Option<Strin
     (vendor, model)
 }
 
-/// A short description for confirmations: "SanDisk Cruzer", "APPLE SSD AP0512Q".
-pub(crate) fn describe(info: &DiskInfo) -> Option<String> {
-    match vendor_and_model(info) {
-        (Some(vendor), Some(model)) => Some(format!("{vendor} {model}")),
-        (None, Some(model)) => Some(model),
-        (_, None) => info.virtual_disk.then(|| "APFS container or virtual disk".to_owned()),
-    }
-}
-
 fn to_partition(volume: &ListedVolume) -> Partition {
     Partition {
         path: PathBuf::from(format!("/dev/{}", volume.name)),
@@ -694,17 +685,5 @@ mod tests {
         assert_eq!(whole_disk_of("disk4").as_deref(), Some("disk4"));
         assert_eq!(whole_disk_of("devfs"), None);
         assert_eq!(whole_disk_of("diskette"), None);
-    }
-
-    #[test]
-    fn macos_describe() {
-        assert_eq!(
-            describe(&parse_info(INFOS[4]).unwrap()).as_deref(),
-            Some("SanDisk Cruzer")
-        );
-        assert_eq!(
-            describe(&parse_info(INFOS[0]).unwrap()).as_deref(),
-            Some("APPLE SSD AP0512Q")
-        );
     }
 }

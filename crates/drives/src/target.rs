@@ -176,11 +176,6 @@ impl Target {
     }
 }
 
-/// A short human description of a target for confirmations: model and size where known.
-pub fn describe(path: &Path) -> Option<String> {
-    crate::os::model(path)
-}
-
 /// Opens `path` as a target for `access`.
 ///
 /// # Errors

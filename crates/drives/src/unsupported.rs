@@ -27,10 +27,6 @@ pub(crate) fn open_device(path: &Path, _write: bool) -> Result<Target, DriveErro
 
 pub(crate) fn reread_partitions(_file: &File) {}
 
-pub(crate) fn model(_path: &Path) -> Option<String> {
-    None
-}
-
 pub(crate) fn fingerprint() -> u64 {
     0
 }

@@ -162,12 +162,6 @@ pub(crate) fn reread_partitions(file: &File) {
     let _ = ioctl(file, IOCTL_DISK_UPDATE_PROPERTIES, &[], &mut []);
 }
 
-pub(crate) fn model(path: &Path) -> Option<String> {
-    let handle = open_for_queries(path).ok()?;
-    let info = device_descriptor(&handle)?;
-    windows_map::model_name(info.vendor.as_deref(), info.product.as_deref())
-}
-
 pub(crate) fn fingerprint() -> u64 {
     // SAFETY: GetLogicalDrives takes no arguments and only returns a bitmask.
     let letters = unsafe { GetLogicalDrives() };

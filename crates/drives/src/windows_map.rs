@@ -285,15 +285,6 @@ pub(crate) fn drive_id(name: &str, serial: Option<&str>) -> String {
     serial.map_or_else(|| name.to_owned(), |s| format!("{name}:{s}"))
 }
 
-/// "SanDisk Cruzer Blade" from the descriptor's vendor and product, without repeating the vendor.
-pub(crate) fn model_name(vendor: Option<&str>, product: Option<&str>) -> Option<String> {
-    match (vendor, product) {
-        (Some(v), Some(p)) if !p.starts_with(v) => Some(format!("{v} {p}")),
-        (_, Some(one)) | (Some(one), None) => Some(one.to_owned()),
-        (None, None) => None,
-    }
-}
-
 /// Splits the `REG_MULTI_SZ`-style list `GetVolumePathNamesForVolumeNameW` returns.
 pub(crate) fn split_multi_sz(buf: &[u16]) -> Vec<String> {
     buf.split(|&c| c == 0)
@@ -642,20 +633,9 @@ mod tests {
     }
 
     #[test]
-    fn ids_and_models() {
+    fn ids_name_the_drive_and_its_serial() {
         assert_eq!(drive_id("PhysicalDrive2", Some("4C5300")), "PhysicalDrive2:4C5300");
         assert_eq!(drive_id("PhysicalDrive2", None), "PhysicalDrive2");
-        assert_eq!(
-            model_name(Some("SanDisk"), Some("Cruzer Blade")).as_deref(),
-            Some("SanDisk Cruzer Blade")
-        );
-        assert_eq!(
-            model_name(Some("Samsung"), Some("Samsung SSD 870")).as_deref(),
-            Some("Samsung SSD 870")
-        );
-        assert_eq!(model_name(None, Some("WD Blue")).as_deref(), Some("WD Blue"));
-        assert_eq!(model_name(Some("Generic"), None).as_deref(), Some("Generic"));
-        assert_eq!(model_name(None, None), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The drive watcher notices a loop device being attached and detached (as root).
+//! The drive watcher notices a loop device being attached and detached (as root, on Linux).
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -95,13 +95,6 @@ pub struct WriteReport {
     pub elapsed: Duration,
 }
 
-impl WriteReport {
-    /// The first device error, if any device failed.
-    pub fn first_error(&self) -> Option<&WriteError> {
-        self.devices.iter().find_map(|d| d.result.as_ref().err())
-    }
-}
-
 /// The outcome of [`compare`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CompareReport {

@@ -3,6 +3,7 @@
 //! devices when run as a subprocess through [`graver_writer::Client`].
 //!
 //! The loop-device tests need root; without it they print a note and pass.
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
