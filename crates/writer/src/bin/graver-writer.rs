@@ -39,7 +39,10 @@ fn parse_args() -> Result<Args, String> {
             "--connect-unix" => connect = Connect::Unix(value()?),
             #[cfg(windows)]
             "--connect-pipe" => connect = Connect::Pipe(value()?),
-            "--version" => return Err(format!("graver-writer {}", env!("CARGO_PKG_VERSION"))),
+            "--version" => {
+                println!("graver-writer {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other:?}; this program is started by Graver")),
         }
     }
