@@ -774,8 +774,10 @@ fn a_drive_that_looks_like_the_system_drive_needs_unsafe_mode() {
 fn killed_worker_is_reported_and_the_drive_does_not_look_bootable() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "big.img", 6, 2 * MIB, 400 * MIB);
-    let lo = Loop::new(512 * MIB);
+    // Big enough that writing and verifying outlast a few progress intervals even on a
+    // RAM-backed loop device that takes several GB/s.
+    let image = make_image(dir.path(), "big.img", 6, 2 * MIB, 1024 * MIB);
+    let lo = Loop::new(1100 * MIB);
     let pidfile = dir.path().join("worker.pid");
     let wrapper = script(
         dir.path(),
@@ -795,9 +797,10 @@ fn killed_worker_is_reported_and_the_drive_does_not_look_bootable() {
             !is_terminal(&event),
             "the job ended before it could be killed: {event:#?}"
         );
+        // Mid-job: writing, or already reading back; either way the first MiB is still held back.
         if let Event::Progress(p) = &event
-            && p.phase == Phase::Writing
-            && p.bytes > 16 * MIB
+            && matches!(p.phase, Phase::Writing | Phase::Verifying)
+            && p.bytes > 2 * MIB
         {
             break;
         }
