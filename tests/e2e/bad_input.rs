@@ -1,7 +1,7 @@
 //! Images that are not images: damaged archives, empty files, folders, missing files.
 
 use crate::support::{
-    COMPRESSED, Loop, MIB, fixture, flipped_copy, graver, require_root, run, scratch, truncated_copy,
+    COMPRESSED, Loop, MIB, fixture, flipped_copy, graver, require_root, run, scratch, truncated_copy, write_to,
 };
 
 /// How an archive was damaged.
@@ -25,12 +25,7 @@ fn damaged_write(ext: &str, damage: Damage) {
         Damage::Flipped => flipped_copy(&source, &damaged, len / 2),
     }
     let device = Loop::new(64 * MIB);
-    let out = run(graver()
-        .arg("write")
-        .arg(&damaged)
-        .arg("--to")
-        .arg(&device.dev)
-        .arg("--yes"));
+    let out = run(write_to(&damaged, &device.dev).arg("--yes"));
     out.expect_code(3);
     assert!(
         out.stderr.lines().any(|l| l.starts_with("graver: ")),
@@ -49,12 +44,7 @@ fn damaged_write(ext: &str, damage: Damage) {
     ));
 
     // The JSON form says the same, as its result line.
-    let out = run(graver()
-        .arg("write")
-        .arg(&damaged)
-        .arg("--to")
-        .arg(&device.dev)
-        .args(["--yes", "--json"]));
+    let out = run(write_to(&damaged, &device.dev).args(["--yes", "--json"]));
     out.expect_code(3);
     let result = out.result();
     assert_eq!(result["ok"], false, "{out}");
@@ -143,12 +133,7 @@ fn empty_directory_and_missing_images() {
     let missing = dir.path().join("missing.img");
     let device = Loop::new(8 * MIB);
     for (image, reason) in [(&empty, "empty"), (&folder, "directory"), (&missing, "no such file")] {
-        let out = run(graver()
-            .arg("write")
-            .arg(image)
-            .arg("--to")
-            .arg(&device.dev)
-            .arg("--yes"));
+        let out = run(write_to(image, &device.dev).arg("--yes"));
         out.expect_code(3).expect_stderr(reason);
         let out = run(graver().arg("verify").arg(image).arg("--against").arg(&device.dev));
         out.expect_code(3).expect_stderr(reason);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Loop, MIB, Rng, assert_zeros, check, graver, read_at, require_root, scratch};
+use crate::support::{Loop, MIB, Rng, assert_zeros, check, read_at, require_root, scratch, write_to};
 
 #[test]
 fn sigint_cancels_and_leaves_the_first_mib_blank() {
@@ -27,11 +27,7 @@ fn sigint_cancels_and_leaves_the_first_mib_blank() {
     drop(file);
     let device = Loop::new(512 * MIB);
 
-    let mut child = graver()
-        .arg("write")
-        .arg(&image)
-        .arg("--to")
-        .arg(&device.dev)
+    let mut child = write_to(&image, &device.dev)
         .args(["--yes", "--json"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

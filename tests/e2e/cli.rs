@@ -1,6 +1,6 @@
 //! The command line itself; these run without root.
 
-use crate::support::{graver, run, scratch};
+use crate::support::{graver, run, scratch, write_to};
 
 #[test]
 fn help_lists_exit_codes() {
@@ -65,12 +65,12 @@ fn missing_image_exits_3() {
     let dir = scratch();
     let image = dir.path().join("no-such-image.img.xz");
     let target = dir.path().join("out.img");
-    let out = run(graver().arg("write").arg(&image).arg("--to").arg(&target).arg("--yes"));
+    let out = run(write_to(&image, &target).arg("--yes"));
     out.expect_code(3).expect_stderr("no such file");
     assert!(out.stderr.starts_with("graver: "), "error not prefixed\n{out}");
     assert!(!target.exists(), "a target was created for a missing image");
 
-    let out = run(graver().arg("write").arg(&image).arg("--to").arg(&target).arg("--json"));
+    let out = run(write_to(&image, &target).arg("--json"));
     out.expect_code(3);
     let result = out.result();
     assert_eq!(result["ok"], false, "{out}");

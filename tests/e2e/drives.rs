@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Loop, MIB, check, fixture, graver, read_at, require_root, run, scratch, tool};
+use crate::support::{Loop, MIB, check, fixture, graver, read_at, require_root, run, scratch, tool, write_to};
 
 /// Mounts and partitions made on a loop device, undone before the device is detached.
 struct Mounted {
@@ -119,13 +119,7 @@ fn loop_devices_are_listed_with_partitions_and_mounts_and_unmounted_before_writi
     );
 
     let image = fixture().file("img");
-    run(graver()
-        .arg("write")
-        .arg(&image)
-        .arg("--to")
-        .arg(&device.dev)
-        .arg("--yes"))
-    .expect_code(0);
+    run(write_to(&image, &device.dev).arg("--yes")).expect_code(0);
     assert!(
         !is_mounted(&mount_point),
         "the mounted partition was not unmounted before writing"
@@ -173,12 +167,7 @@ fn an_image_stored_on_the_target_drive_is_refused() {
     check(Command::new("mount").arg(&device.dev).arg(&mount_point));
     let image = mount_point.join("image.img");
     std::fs::write(&image, vec![0x5a; 3 * MIB as usize]).unwrap();
-    let out = run(graver()
-        .arg("write")
-        .arg(&image)
-        .arg("--to")
-        .arg(&device.dev)
-        .arg("--yes"));
+    let out = run(write_to(&image, &device.dev).arg("--yes"));
     out.expect_code(4).expect_stderr("holds the image file");
     assert!(is_mounted(&mount_point), "a refused drive must not even be unmounted");
 }

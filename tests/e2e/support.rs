@@ -56,6 +56,13 @@ pub fn graver() -> Command {
     Command::new(graver_bin())
 }
 
+/// `graver write IMAGE --to TARGET`; add the options, then [`run`] it.
+pub fn write_to(image: impl AsRef<std::ffi::OsStr>, target: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = graver();
+    command.arg("write").arg(image).arg("--to").arg(target);
+    command
+}
+
 /// `--sha256` when `graver write` has that switch (the digest is opt-in there), so a
 /// write's result line carries the image's SHA-256.
 pub fn sha256_switch() -> &'static [&'static str] {
@@ -463,17 +470,7 @@ impl Loop {
 
     /// Changes one byte on the device (bitwise NOT) and flushes it to the backing file.
     pub fn flip_byte(&self, offset: u64) {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.dev)
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.dev.display()));
-        let mut byte = [0u8; 1];
-        file.seek(SeekFrom::Start(offset)).expect("seek");
-        file.read_exact(&mut byte).expect("read");
-        byte[0] = !byte[0];
-        file.seek(SeekFrom::Start(offset)).expect("seek");
-        file.write_all(&byte).expect("write");
+        let file = invert_byte(&self.dev, offset);
         file.sync_all().expect("fsync");
         drop(file);
         check(&mut Command::new("sync"));
@@ -686,13 +683,23 @@ pub fn truncated_copy(src: &Path, dst: &Path, len: u64) {
 /// A copy of `src` with the byte at `offset` inverted.
 pub fn flipped_copy(src: &Path, dst: &Path, offset: u64) {
     std::fs::copy(src, dst).expect("copy");
-    let mut file = OpenOptions::new().read(true).write(true).open(dst).expect("open");
+    invert_byte(dst, offset);
+}
+
+/// Inverts the byte at `offset` of `path` in place; returns the open file for a sync.
+fn invert_byte(path: &Path, offset: u64) -> File {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut byte = [0u8; 1];
     file.seek(SeekFrom::Start(offset)).expect("seek");
     file.read_exact(&mut byte).expect("read");
     byte[0] = !byte[0];
     file.seek(SeekFrom::Start(offset)).expect("seek");
     file.write_all(&byte).expect("write");
+    file
 }
 
 /// Links (or copies) `src` into `dir` under `name`.

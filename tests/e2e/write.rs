@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::support::{
     IMAGE_LEN, Loop, MIB, assert_cmp, fixture, graver, require_root, result_targets, run, run_with_stdin, scratch,
-    sha256_switch,
+    sha256_switch, write_to,
 };
 
 /// Writes `ext` with `--json`, then checks the device byte for byte and the reported digest.
@@ -13,11 +13,7 @@ fn write_format(ext: &str) {
     let fx = fixture();
     let device = Loop::new(64 * MIB);
     let image = fx.file(ext);
-    let out = run(graver()
-        .arg("write")
-        .arg(&image)
-        .arg("--to")
-        .arg(&device.dev)
+    let out = run(write_to(&image, &device.dev)
         .args(["--yes", "--json"])
         .args(sha256_switch()));
     out.expect_code(0);
@@ -43,12 +39,7 @@ fn write_format(ext: &str) {
 
     // The human form too, on a fresh device: exit 0 and a success sentence.
     let device = Loop::new(64 * MIB);
-    let out = run(graver()
-        .arg("write")
-        .arg(&image)
-        .arg("--to")
-        .arg(&device.dev)
-        .arg("--yes"));
+    let out = run(write_to(&image, &device.dev).arg("--yes"));
     out.expect_code(0).expect_stderr("wrote and verified");
     assert_cmp(&fx.raw, &device.dev, fx.len);
 }
@@ -89,13 +80,7 @@ fn verify_finds_a_changed_byte() {
     let fx = fixture();
     let device = Loop::new(64 * MIB);
     let xz = fx.file("xz");
-    run(graver()
-        .arg("write")
-        .arg(&xz)
-        .arg("--to")
-        .arg(&device.dev)
-        .args(["--yes", "--no-verify"]))
-    .expect_code(0);
+    run(write_to(&xz, &device.dev).args(["--yes", "--no-verify"])).expect_code(0);
     run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev)).expect_code(0);
     let out = run(graver()
         .arg("verify")
@@ -132,12 +117,7 @@ fn refuses_a_device_that_is_too_small() {
     let fx = fixture();
     let device = Loop::new(32 * MIB);
     for ext in ["img", "xz"] {
-        let out = run(graver()
-            .arg("write")
-            .arg(fx.file(ext))
-            .arg("--to")
-            .arg(&device.dev)
-            .arg("--yes"));
+        let out = run(write_to(fx.file(ext), &device.dev).arg("--yes"));
         out.expect_code(4).expect_stderr("too small");
         device.assert_all_zeros(&format!("a refused {ext} write must not touch the device"));
     }
@@ -148,19 +128,9 @@ fn refuses_a_read_only_device() {
     require_root!();
     let fx = fixture();
     let device = Loop::read_only(64 * MIB);
-    let out = run(graver()
-        .arg("write")
-        .arg(&fx.raw)
-        .arg("--to")
-        .arg(&device.dev)
-        .arg("--yes"));
+    let out = run(write_to(&fx.raw, &device.dev).arg("--yes"));
     out.expect_code(4).expect_stderr("read-only");
-    let out = run(graver()
-        .arg("write")
-        .arg(&fx.raw)
-        .arg("--to")
-        .arg(&device.dev)
-        .args(["--yes", "--json"]));
+    let out = run(write_to(&fx.raw, &device.dev).args(["--yes", "--json"]));
     out.expect_code(4);
     assert!(out.result().to_string().contains("read-only"), "{out}");
     device.assert_all_zeros("a read-only device cannot change");
@@ -171,18 +141,18 @@ fn asks_before_erasing_a_device() {
     require_root!();
     let fx = fixture();
     let device = Loop::new(64 * MIB);
-    let out = run_with_stdin(graver().arg("write").arg(&fx.raw).arg("--to").arg(&device.dev), "n\n");
+    let out = run_with_stdin(&mut write_to(&fx.raw, &device.dev), "n\n");
     out.expect_code(4)
         .expect_stderr("not confirmed")
         .expect_stderr("Continue?");
     device.assert_all_zeros("answering no must leave the device alone");
 
     // No answer at all (stdin closed) is a no too.
-    let out = run(graver().arg("write").arg(&fx.raw).arg("--to").arg(&device.dev));
+    let out = run(&mut write_to(&fx.raw, &device.dev));
     out.expect_code(4).expect_stderr("not confirmed");
     device.assert_all_zeros("no answer must leave the device alone");
 
-    let out = run_with_stdin(graver().arg("write").arg(&fx.raw).arg("--to").arg(&device.dev), "y\n");
+    let out = run_with_stdin(&mut write_to(&fx.raw, &device.dev), "y\n");
     out.expect_code(0);
     assert_cmp(&fx.raw, &device.dev, fx.len);
 }
@@ -191,7 +161,7 @@ fn asks_before_erasing_a_device() {
 fn file_target(dir: &Path) {
     let fx = fixture();
     let target = dir.join("copy.img");
-    let out = run(graver().arg("write").arg(fx.file("xz")).arg("--to").arg(&target));
+    let out = run(&mut write_to(fx.file("xz"), &target));
     out.expect_code(0);
     assert_eq!(std::fs::metadata(&target).expect("stat").len(), fx.len, "{out}");
     assert_cmp(&fx.raw, &target, fx.len);
@@ -199,19 +169,14 @@ fn file_target(dir: &Path) {
     // Another, smaller image: if it were written, the file would change.
     let other = dir.join("other.img");
     std::fs::write(&other, vec![0xAB; MIB as usize]).expect("write other.img");
-    let out = run(graver().arg("write").arg(&other).arg("--to").arg(&target).arg("--yes"));
+    let out = run(write_to(&other, &target).arg("--yes"));
     out.expect_code(4)
         .expect_stderr("already exists")
         .expect_stderr("--overwrite");
     assert_eq!(std::fs::metadata(&target).expect("stat").len(), fx.len, "{out}");
     assert_cmp(&fx.raw, &target, fx.len);
 
-    let out = run(graver()
-        .arg("write")
-        .arg(&other)
-        .arg("--to")
-        .arg(&target)
-        .arg("--overwrite"));
+    let out = run(write_to(&other, &target).arg("--overwrite"));
     out.expect_code(0);
     assert_eq!(
         std::fs::metadata(&target).expect("stat").len(),
