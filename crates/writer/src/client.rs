@@ -110,6 +110,12 @@ impl Drop for Client {
     }
 }
 
+/// The worker this installation uses: beside the running executable (a build tree, the
+/// macOS bundle, the Windows install folder), else where the Linux package puts it.
+pub fn installed_worker() -> PathBuf {
+    worker_beside_current_exe().unwrap_or_else(|| PathBuf::from(crate::elevate::LINUX_WORKER_PATH))
+}
+
 /// The worker executable installed beside the running one (`graver-writer`, `graver-writer.exe`).
 pub fn worker_beside_current_exe() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;

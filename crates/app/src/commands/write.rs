@@ -1,7 +1,6 @@
 //! `graver write` and `graver verify`: both go through the writer client, so the
 //! CLI, the GUI and the tests share one path to the devices.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use graver_image::{ChecksumVerdict, Image, PublishedChecksum, find_checksum};
@@ -17,8 +16,7 @@ use crate::output::{Reporter, cancel_on_interrupt, human_bytes, json_line};
 
 /// How the CLI starts its worker: beside this executable when installed or built, else the packaged path.
 fn launch() -> Launch {
-    let worker = graver_writer::client::worker_beside_current_exe()
-        .unwrap_or_else(|| PathBuf::from(graver_writer::elevate::LINUX_WORKER_PATH));
+    let worker = graver_writer::client::installed_worker();
     Launch::Auto { worker }
 }
 

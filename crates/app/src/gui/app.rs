@@ -31,8 +31,7 @@ pub struct Services {
 impl Services {
     /// The real thing: native dialog, elevated worker, settings file, drive watcher.
     pub fn real() -> Self {
-        let worker = graver_writer::client::worker_beside_current_exe()
-            .unwrap_or_else(|| PathBuf::from(graver_writer::elevate::LINUX_WORKER_PATH));
+        let worker = graver_writer::client::installed_worker();
         Self {
             picker: Box::new(|| {
                 rfd::FileDialog::new()
