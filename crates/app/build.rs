@@ -1,4 +1,8 @@
-//! Records the commit the binary was built from, for `graver --version`.
+//! Records the commit the binary was built from, for `graver --version`, and on
+//! Windows embeds the icon, version information and manifest into `graver.exe`.
+
+#[path = "../../packaging/windows/resources.rs"]
+mod resources;
 
 fn main() {
     let commit = std::process::Command::new("git")
@@ -13,4 +17,15 @@ fn main() {
     println!("cargo:rustc-env=GRAVER_COMMIT={commit}");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
     println!("cargo:rerun-if-changed=../../.git/refs/heads");
+
+    let exe = resources::Executable {
+        name: "graver",
+        description: "Graver — disk image writer",
+        manifest: "packaging/windows/graver.exe.manifest",
+        execution_level: None,
+    };
+    if let Err(message) = resources::embed(&exe) {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
 }

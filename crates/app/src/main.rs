@@ -3,6 +3,11 @@
 //! Without arguments it opens the desktop window; with a subcommand it is the
 //! command-line flasher.
 
+// Release builds on Windows open no console window beside the app's own; as a
+// command-line tool it attaches to the console it was started from instead (see
+// `windows_console`). Debug builds and test programs stay console programs.
+#![cfg_attr(all(windows, not(debug_assertions), not(test)), windows_subsystem = "windows")]
+
 mod choose;
 mod cli;
 mod commands;
@@ -10,12 +15,16 @@ mod exit;
 mod gui;
 mod hashing;
 mod output;
+#[cfg(windows)]
+mod windows_console;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
+    #[cfg(windows)]
+    windows_console::attach_for_command_line();
     let cli = cli::Cli::parse();
     let Some(command) = cli.command else {
         return match gui::run() {

@@ -6,6 +6,19 @@
 //! Usage: `graver-writer --token HEX [--connect-unix PATH | --connect-pipe NAME]`.
 //! Without a `--connect-*` option it speaks on its standard input and output.
 
+// On Windows, release builds are GUI-subsystem programs, which get no console.
+// The front end starts the worker through UAC (ShellExecuteExW "runas", nShow
+// SW_HIDE, src/elevate/windows.rs) and talks to it over a named pipe, so a console
+// would only be an empty window. SW_HIDE hides a classic conhost window, but with
+// Windows Terminal as the default terminal (Windows 11) the hint is not honoured
+// (microsoft/terminal#12464): a console-subsystem worker would flash a terminal
+// window or taskbar button on every write. Nothing is lost: standard handles
+// given by a parent (pipes, as in `Launch::Subprocess` and `--version | more`)
+// still work, the exit code still reaches the front end, and stderr went to that
+// hidden console, seen by nobody, anyway. Debug builds, which the tests start as a
+// child process with pipes, stay console programs (either subsystem works there).
+#![cfg_attr(all(windows, not(debug_assertions), not(test)), windows_subsystem = "windows")]
+
 use std::process::ExitCode;
 
 use graver_writer::worker::{Policy, serve};

@@ -509,15 +509,20 @@ mod tests {
         let this_process = unsafe { GetCurrentProcess() };
         assert!(wait_for_client(&pipe, this_process, Duration::from_secs(10)).is_ok());
         let (mut from_worker, mut to_worker) = split(pipe, Hangup::Disconnect).expect("split");
+        let (heard, ready) = crossbeam_channel::bounded(1);
         let reading = std::thread::spawn(move || {
             let mut got = [0u8; 5];
             from_worker.read_exact(&mut got).expect("read ready");
+            let _ = heard.send(());
             let mut rest = Vec::new();
             from_worker.read_to_end(&mut rest).expect("read to the hang-up");
             (got, rest)
         });
         std::thread::sleep(Duration::from_millis(100));
         to_worker.write_all(b"hello").expect("write while a read is pending");
+        // Hang up only once the worker's own write has arrived: disconnecting the
+        // pipe earlier would fail that write ("pipe not connected") and the test.
+        ready.recv_timeout(Duration::from_secs(10)).expect("the worker's ready");
         drop(to_worker);
         assert_eq!(worker.join().expect("the worker thread"), (*b"hello", Vec::new()));
         assert_eq!(reading.join().expect("the reading thread"), (*b"ready", Vec::new()));
