@@ -9,6 +9,15 @@ use crate::exit::EXIT_CODES_HELP;
 /// "0.1.0 (3f2a9c1d0e)": the version and the commit it was built from.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRAVER_COMMIT"), ")");
 
+const LONG_ABOUT: &str = "\
+Write disk images verbatim to USB sticks and SD cards, and verify them.
+
+Without a subcommand, graver opens its window: choose an image, tick a drive, Write. \
+With one, it is the command-line flasher. Writing a drive needs administrator rights: \
+run as root or administrator, graver writes directly; otherwise it starts its worker, graver-writer, through \
+the system's administrator prompt (pkexec on Linux, the authorization dialog on macOS, \
+UAC on Windows). Graver never uses the network.";
+
 const TARGET_RULE: &str = "\
 DEVICE is a whole drive (/dev/sdX, /dev/mmcblkN, /dev/loopN) or a regular file. \
 A file that does not exist is created; an existing file is never truncated silently: \
@@ -21,9 +30,9 @@ not removable or are larger than 128 GB need --yes or a confirmation naming the 
 
 /// Write disk images verbatim to USB sticks and SD cards, and verify them.
 #[derive(Debug, Parser)]
-#[command(name = "graver", version = VERSION, about, after_help = EXIT_CODES_HELP)]
+#[command(name = "graver", version = VERSION, about, long_about = LONG_ABOUT, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
-    /// What to do; without one, the help is shown.
+    /// What to do; without one, the window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -112,4 +121,64 @@ pub struct ListArgs {
     /// Print the list as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::{Path, PathBuf};
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Where the packaged man pages live (shipped by the .deb).
+    fn man_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/linux/man")
+    }
+
+    /// graver.1 and graver-SUBCOMMAND.1, rendered from the clap definition, with the
+    /// bare version (no commit) so the pages only change when the command line does.
+    fn rendered() -> Vec<(String, Vec<u8>)> {
+        let root = Cli::command().version(env!("CARGO_PKG_VERSION"));
+        let mut pages = Vec::new();
+        let mut render = |name: String, command: clap::Command| {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page).unwrap();
+            pages.push((format!("{name}.1"), page));
+        };
+        for sub in root.get_subcommands() {
+            let name = format!("graver-{}", sub.get_name());
+            let sub = sub
+                .clone()
+                .display_name(name.clone())
+                .bin_name(format!("graver {}", sub.get_name()))
+                .version(env!("CARGO_PKG_VERSION"));
+            render(name, sub);
+        }
+        render("graver".into(), root);
+        pages
+    }
+
+    #[test]
+    fn the_packaged_man_pages_match_the_command_line() {
+        let dir = man_dir();
+        let bless = std::env::var_os("GRAVER_BLESS").is_some();
+        for (name, page) in rendered() {
+            let path = dir.join(&name);
+            if bless {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &page).unwrap();
+                continue;
+            }
+            let stored = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (run with GRAVER_BLESS=1 to write it)", path.display()));
+            assert!(
+                stored == page,
+                "{} is out of date with the command line; run GRAVER_BLESS=1 cargo test -p graver man_pages",
+                path.display()
+            );
+        }
+    }
 }
