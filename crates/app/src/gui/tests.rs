@@ -237,8 +237,13 @@ fn a_worker_that_cannot_start_shows_the_error_and_the_app_can_start_again() {
 #[test]
 fn a_worker_that_dies_mid_job_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("dying-writer");
-    std::fs::write(&script, "#!/bin/sh\nhead -c 16 >/dev/null\nexit 3\n").unwrap();
+    // A stand-in worker that reads a little of the request, then exits with code 3.
+    #[cfg(unix)]
+    let (name, body) = ("dying-writer", "#!/bin/sh\nhead -c 16 >/dev/null\nexit 3\n");
+    #[cfg(windows)]
+    let (name, body) = ("dying-writer.cmd", "@exit /b 3\r\n");
+    let script = dir.path().join(name);
+    std::fs::write(&script, body).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
