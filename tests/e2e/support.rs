@@ -498,7 +498,6 @@ impl Drop for Loop {
 
 /// The test image and its compressed copies, made once per test process.
 pub struct Fixture {
-    _dir: tempfile::TempDir,
     /// The raw image: MBR, an ext4 partition at 1 MiB, and a 1234-byte tail.
     pub raw: PathBuf,
     /// Its length in bytes (48 MiB + 1234).
@@ -523,6 +522,17 @@ impl Fixture {
         name.push(".");
         name.push(ext);
         PathBuf::from(name)
+    }
+}
+
+/// The shared fixture's folder in /dev/shm, for [`remove_fixture_dir`].
+static FIXTURE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the shared fixture at exit (the test harness ends with `exit`, which runs
+/// `atexit` handlers); a killed run's folder is swept by the next run instead.
+extern "C" fn remove_fixture_dir() {
+    if let Some(dir) = FIXTURE_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -633,8 +643,12 @@ fn build_fixture() -> Fixture {
     }
 
     let sha256 = sha256sum(&raw);
+    // A static is never dropped, so the folder is removed when the test process exits.
+    if FIXTURE_DIR.set(dir.keep()).is_ok() {
+        // SAFETY: registers a plain function with no arguments; it only removes files.
+        unsafe { libc::atexit(remove_fixture_dir) };
+    }
     let fixture = Fixture {
-        _dir: dir,
         raw,
         len: IMAGE_LEN,
         sha256,
