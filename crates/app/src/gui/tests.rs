@@ -214,6 +214,15 @@ fn system_drives_are_hidden_until_show_all_and_need_unsafe_mode_and_the_typed_na
     assert!(is_enabled(&harness, "Erase and write"));
 }
 
+/// Chooses the image, ticks the one stick, confirms the write and waits for the error screen.
+fn write_the_stick_until_it_fails(harness: &mut Harness<'_, GraverApp>) {
+    choose_image(harness);
+    click_contains(harness, "Cruzer Blade");
+    click(harness, "Write");
+    harness.get_by_label("Erase and write").click();
+    step_until(harness, "the error screen", |h| has_label(h, "Writing failed"));
+}
+
 #[test]
 fn a_worker_that_cannot_start_shows_the_error_and_the_app_can_start_again() {
     let image = image_file("no-worker.img", 1 << 20);
@@ -221,11 +230,7 @@ fn a_worker_that_cannot_start_shows_the_error_and_the_app_can_start_again() {
         worker: PathBuf::from("/nonexistent/graver-writer"),
     };
     let mut harness = harness(app_with(Some(image), launch, vec![stick("sdw", 16_000_000_000)]));
-    choose_image(&mut harness);
-    click_contains(&mut harness, "Cruzer Blade");
-    click(&mut harness, "Write");
-    harness.get_by_label("Erase and write").click();
-    step_until(&mut harness, "the error screen", |h| has_label(h, "Writing failed"));
+    write_the_stick_until_it_fails(&mut harness);
     assert!(has_label(&harness, "cannot start"));
     assert!(has_label(&harness, "needs administrator rights"));
     click(&mut harness, "Back");
@@ -252,11 +257,7 @@ fn a_worker_that_dies_mid_job_is_reported() {
     let image = image_file("dying.img", 1 << 20);
     let launch = Launch::Subprocess { worker: script };
     let mut harness = harness(app_with(Some(image), launch, vec![stick("sdv", 16_000_000_000)]));
-    choose_image(&mut harness);
-    click_contains(&mut harness, "Cruzer Blade");
-    click(&mut harness, "Write");
-    harness.get_by_label("Erase and write").click();
-    step_until(&mut harness, "the error screen", |h| has_label(h, "Writing failed"));
+    write_the_stick_until_it_fails(&mut harness);
     assert!(
         has_label(&harness, "exit code 3"),
         "the message says how the writer ended"
