@@ -106,6 +106,13 @@ enum Compiler {
 impl Compiler {
     /// Compiles `script`; returns the file to link, `stem` plus the right extension.
     fn compile(&self, script: &Path, stem: &Path) -> Result<PathBuf, String> {
+        // llvm-rc on a Unix host reads any argument that starts with '/' as an option, so
+        // an absolute input such as `/check/...` became `/c heck/...` (code page option) and
+        // left no input file. rc.exe and llvm-rc therefore run in the script's folder and get
+        // bare file names; the output goes beside the script.
+        let dir = script
+            .parent()
+            .ok_or_else(|| format!("{} has no parent folder", script.display()))?;
         let (program, output, args): (&Path, PathBuf, Vec<std::ffi::OsString>) = match self {
             Self::Windres(program) => {
                 let output = stem.with_extension("o");
@@ -122,7 +129,7 @@ impl Compiler {
                 (program, output, args)
             }
             Self::Rc(program) => {
-                let output = stem.with_extension("res");
+                let output = dir.join(file_name(&stem.with_extension("res"))?);
                 // llvm-rc would look for clang to preprocess; the script has no directives.
                 let first = if is_llvm_rc(program) {
                     "/no-preprocess"
@@ -134,13 +141,17 @@ impl Compiler {
                     first.into(),
                     "/c65001".into(),
                     "/fo".into(),
-                    output.clone().into(),
-                    script.into(),
+                    file_name(&output)?.into(),
+                    file_name(script)?.into(),
                 ];
                 (program, output, args)
             }
         };
-        let result = Command::new(program)
+        let mut command = Command::new(program);
+        if matches!(self, Self::Rc(_)) {
+            command.current_dir(dir);
+        }
+        let result = command
             .args(&args)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
@@ -156,6 +167,13 @@ impl Compiler {
         }
         Ok(output)
     }
+}
+
+/// The last component of `path`, for tools that must not see a leading '/'.
+fn file_name(path: &Path) -> Result<std::ffi::OsString, String> {
+    path.file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .ok_or_else(|| format!("{} has no file name", path.display()))
 }
 
 /// The workspace root: two levels above the crate calling this (`crates/<name>`).
