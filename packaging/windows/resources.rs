@@ -141,8 +141,8 @@ impl Compiler {
                     first.into(),
                     "/c65001".into(),
                     "/fo".into(),
-                    file_name(&output)?.into(),
-                    file_name(script)?.into(),
+                    file_name(&output)?,
+                    file_name(script)?,
                 ];
                 (program, output, args)
             }
