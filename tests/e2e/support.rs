@@ -7,16 +7,13 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub use graver_testkit::{LoopDevice as Loop, assert_zeros, find_tool, invert_byte, is_root, scratch, tool};
 use serde_json::Value;
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
-
-/// Where scratch files and loop-device backing files live: RAM, so tests are fast.
-const SHM: &str = "/dev/shm";
 
 /// Skips the calling test (it passes) when the process is not root.
 macro_rules! require_root {
@@ -248,32 +245,6 @@ pub fn check(command: &mut Command) -> String {
     result.stdout
 }
 
-/// Whether this process runs as root (loop devices need it).
-pub fn is_root() -> bool {
-    static ROOT: OnceLock<bool> = OnceLock::new();
-    *ROOT.get_or_init(|| {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false)
-    })
-}
-
-/// Whether `tool` can be found on PATH (or in the sbin folders, which non-login PATHs may lack).
-pub fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
-}
-
-/// `tool` by full path when found, so sbin tools work with a short PATH.
-pub fn tool(tool: &str) -> Command {
-    Command::new(find_tool(tool).unwrap_or_else(|| PathBuf::from(tool)))
-}
-
 /// The SHA-256 of a file, as `sha256sum` prints it.
 pub fn sha256sum(path: &Path) -> String {
     let out = check(Command::new("sha256sum").arg(path));
@@ -296,30 +267,6 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     buf
 }
 
-/// Asserts that `len` bytes at `offset` of `path` are all zeros.
-#[track_caller]
-pub fn assert_zeros(path: &Path, offset: u64, len: u64, why: &str) {
-    let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    file.seek(SeekFrom::Start(offset)).expect("seek");
-    let mut left = len;
-    let mut pos = offset;
-    let mut buf = vec![0u8; MIB as usize];
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        file.read_exact(&mut buf[..n]).expect("read");
-        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
-            panic!(
-                "{}: byte {} is {:#04x}, not zero: {why}",
-                path.display(),
-                pos + i as u64,
-                buf[i]
-            );
-        }
-        left -= n as u64;
-        pos += n as u64;
-    }
-}
-
 /// A deterministic xorshift generator: "random" content without a dependency.
 pub struct Rng(u64);
 
@@ -340,159 +287,6 @@ impl Rng {
         }
         out.truncate(len);
         out
-    }
-}
-
-fn pid() -> u32 {
-    std::process::id()
-}
-
-/// The common prefix of everything this process puts in /dev/shm.
-fn shm_prefix() -> String {
-    format!("graver-e2e-{}-", pid())
-}
-
-/// Removes what earlier, killed test runs left in /dev/shm (and detaches their loop devices).
-fn sweep_stale() {
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    SWEPT.get_or_init(|| {
-        let Ok(entries) = std::fs::read_dir(SHM) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix("graver-e2e-") else {
-                continue;
-            };
-            let Some(owner) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if owner == pid() || Path::new(&format!("/proc/{owner}")).exists() {
-                continue;
-            }
-            let path = entry.path();
-            if path.is_dir() {
-                let _ = std::fs::remove_dir_all(&path);
-            } else {
-                if is_root() {
-                    detach_all_for(&path);
-                }
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    });
-}
-
-/// Detaches every loop device backed by `file`.
-fn detach_all_for(file: &Path) {
-    let Ok(out) = tool("losetup").arg("-j").arg(file).output() else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(dev) = line.split(':').next() {
-            let _ = tool("losetup").arg("-d").arg(dev).output();
-        }
-    }
-}
-
-/// A scratch folder in /dev/shm, removed when dropped.
-pub fn scratch() -> tempfile::TempDir {
-    sweep_stale();
-    tempfile::Builder::new()
-        .prefix(&shm_prefix())
-        .tempdir_in(SHM)
-        .or_else(|_| tempfile::Builder::new().prefix(&shm_prefix()).tempdir())
-        .expect("create a scratch folder")
-}
-
-/// A loop device backed by a zero-filled file in /dev/shm; detached and removed on drop,
-/// also when the test panics.
-pub struct Loop {
-    /// `/dev/loopN`.
-    pub dev: PathBuf,
-    backing: PathBuf,
-    /// The device's size in bytes.
-    pub size: u64,
-}
-
-impl Loop {
-    /// A writable loop device of `size` bytes.
-    pub fn new(size: u64) -> Self {
-        Self::attach(size, false)
-    }
-
-    /// A read-only loop device (`losetup -r`) of `size` bytes.
-    pub fn read_only(size: u64) -> Self {
-        Self::attach(size, true)
-    }
-
-    fn attach(size: u64, read_only: bool) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        sweep_stale();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let backing = PathBuf::from(SHM).join(format!("{}loop-{n}.img", shm_prefix()));
-        File::create(&backing)
-            .and_then(|f| f.set_len(size))
-            .unwrap_or_else(|e| panic!("create {}: {e}", backing.display()));
-        let mut last = None;
-        for attempt in 0..5 {
-            let mut losetup = tool("losetup");
-            losetup.args(["--find", "--show"]);
-            if read_only {
-                losetup.arg("-r");
-            }
-            let result = run(losetup.arg(&backing));
-            if result.code == 0 {
-                let dev = PathBuf::from(result.stdout.trim());
-                return Self { dev, backing, size };
-            }
-            last = Some(result);
-            std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
-        }
-        let _ = std::fs::remove_file(&backing);
-        panic!(
-            "losetup failed five times\n{}",
-            last.map(|r| r.to_string()).unwrap_or_default()
-        );
-    }
-
-    /// Asserts the whole device reads as zeros.
-    #[track_caller]
-    pub fn assert_all_zeros(&self, why: &str) {
-        assert_zeros(&self.dev, 0, self.size, why);
-    }
-
-    /// Asserts the first MiB reads as zeros, so nothing on it looks bootable.
-    #[track_caller]
-    pub fn assert_first_mib_zeros(&self, why: &str) {
-        assert_zeros(&self.dev, 0, MIB, why);
-    }
-
-    /// Changes one byte on the device (bitwise NOT) and flushes it to the backing file.
-    pub fn flip_byte(&self, offset: u64) {
-        let file = invert_byte(&self.dev, offset);
-        file.sync_all().expect("fsync");
-        drop(file);
-        check(&mut Command::new("sync"));
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let mut detached = false;
-        for attempt in 0..10 {
-            match tool("losetup").arg("-d").arg(&self.dev).output() {
-                Ok(o) if o.status.success() => {
-                    detached = true;
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(50 * (attempt + 1))),
-            }
-        }
-        if !detached {
-            eprintln!("warning: could not detach {}", self.dev.display());
-        }
-        let _ = std::fs::remove_file(&self.backing);
     }
 }
 
@@ -698,22 +492,6 @@ pub fn truncated_copy(src: &Path, dst: &Path, len: u64) {
 pub fn flipped_copy(src: &Path, dst: &Path, offset: u64) {
     std::fs::copy(src, dst).expect("copy");
     invert_byte(dst, offset);
-}
-
-/// Inverts the byte at `offset` of `path` in place; returns the open file for a sync.
-fn invert_byte(path: &Path, offset: u64) -> File {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut byte = [0u8; 1];
-    file.seek(SeekFrom::Start(offset)).expect("seek");
-    file.read_exact(&mut byte).expect("read");
-    byte[0] = !byte[0];
-    file.seek(SeekFrom::Start(offset)).expect("seek");
-    file.write_all(&byte).expect("write");
-    file
 }
 
 /// Links (or copies) `src` into `dir` under `name`.

@@ -11,11 +11,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command as Process, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use graver_testkit::{LoopDevice as Loop, is_root, scratch, sweep_stale};
 use graver_writer::protocol::{Outcome, PROTOCOL_VERSION, Request, Response, WriteJob, read_frame, write_frame};
 use graver_writer::{Client, Command, Event, Launch, Phase};
 use sha2::{Digest, Sha256};
@@ -25,8 +25,6 @@ const MIB: u64 = 1 << 20;
 const IMAGE_LEN: u64 = 9 * MIB + 123;
 /// The longest any single wait may take before the test calls it a hang.
 const HANG_GUARD: Duration = Duration::from_secs(30);
-const SHM: &str = "/dev/shm";
-const TAG: &str = "graver-worker-test";
 
 fn worker() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_graver-writer"))
@@ -35,11 +33,6 @@ fn worker() -> PathBuf {
 // ---------------------------------------------------------------------------
 // Helpers: root, scratch files, images, loop devices
 // ---------------------------------------------------------------------------
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Root tests attach and detach loop devices and look at the drive list; they run
 /// one at a time so a detached device number is not re-used by a neighbour mid-test.
@@ -51,55 +44,6 @@ fn root_only() -> Option<MutexGuard<'static, ()>> {
     }
     sweep_stale();
     Some(ROOT.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-fn prefix() -> String {
-    format!("{TAG}-{}-", std::process::id())
-}
-
-/// Detaches and removes what killed earlier runs left in /dev/shm.
-fn sweep_stale() {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| {
-        let Ok(entries) = std::fs::read_dir(SHM) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(owner) = name
-                .strip_prefix(&format!("{TAG}-"))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
-                continue;
-            }
-            let path = entry.path();
-            if path.is_dir() {
-                let _ = std::fs::remove_dir_all(&path);
-                continue;
-            }
-            if let Ok(out) = Process::new("losetup").arg("-j").arg(&path).output() {
-                for line in String::from_utf8_lossy(&out.stdout).lines() {
-                    if let Some(dev) = line.split(':').next() {
-                        let _ = Process::new("losetup").arg("-d").arg(dev).output();
-                    }
-                }
-            }
-            let _ = std::fs::remove_file(&path);
-        }
-    });
-}
-
-/// A scratch folder in /dev/shm (RAM), removed when dropped.
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&prefix())
-        .tempdir_in(SHM)
-        .or_else(|_| tempfile::Builder::new().prefix(&prefix()).tempdir())
-        .expect("create a scratch folder")
 }
 
 /// Deterministic pseudo-random bytes (xorshift64).
@@ -172,16 +116,6 @@ fn check(command: &mut Process) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `command`, its stderr as the error when it fails.
-fn retry_step(command: &mut Process) -> Result<(), String> {
-    let out = command.output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 /// Single-quotes `path` for /bin/sh.
 fn sh_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
@@ -193,127 +127,6 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
-}
-
-/// A loop device backed by a zero-filled file in /dev/shm; detached and removed
-/// on drop, also when the test panics.
-struct Loop {
-    dev: PathBuf,
-    backing: PathBuf,
-    partitioned: bool,
-}
-
-impl Loop {
-    fn new(size: u64) -> Self {
-        Self::attach(size, false, false)
-    }
-
-    fn read_only(size: u64) -> Self {
-        Self::attach(size, true, false)
-    }
-
-    /// With one 4 MiB partition at 1 MiB holding an empty ext4 file system.
-    fn partitioned(size: u64) -> Self {
-        let this = Self::attach(size, false, true);
-        let part = this.partition();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !part.exists() {
-            assert!(Instant::now() < deadline, "{} did not appear", part.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        check(Process::new("mkfs.ext4").args(["-q", "-F"]).arg(&part));
-        this
-    }
-
-    fn attach(size: u64, read_only: bool, partitioned: bool) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let backing = PathBuf::from(SHM).join(format!("{}loop-{n}.img", prefix()));
-        File::create(&backing).and_then(|f| f.set_len(size)).unwrap();
-        if partitioned {
-            let mut sfdisk = Process::new("sfdisk")
-                .arg("-q")
-                .arg(&backing)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            sfdisk.stdin.take().unwrap().write_all(b"label: dos\n,4M,83\n").unwrap();
-            assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
-        }
-        let mut losetup = Process::new("losetup");
-        losetup.args(["--find", "--show"]);
-        if read_only {
-            losetup.arg("-r");
-        }
-        let out = losetup.arg(&backing).output().unwrap();
-        if !out.status.success() {
-            let _ = std::fs::remove_file(&backing);
-            panic!("losetup failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let this = Self {
-            dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
-            backing,
-            partitioned,
-        };
-        if partitioned {
-            // The partition of a device that used this number a moment ago may still be going.
-            let mut attempt = 0;
-            while let Err(e) = retry_step(Process::new("partx").arg("-a").arg(&this.dev)) {
-                attempt += 1;
-                assert!(attempt < 20, "partx -a {}: {e}", this.dev.display());
-                let _ = Process::new("partx").arg("-d").arg(&this.dev).output();
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        this
-    }
-
-    /// `loopN`, the drive's name.
-    fn name(&self) -> String {
-        self.dev.file_name().unwrap().to_string_lossy().into_owned()
-    }
-
-    /// `/dev/loopNp1`.
-    fn partition(&self) -> PathBuf {
-        PathBuf::from(format!("{}p1", self.dev.display()))
-    }
-
-    /// Detaches now (an "unplugged" drive); the backing file stays until drop.
-    fn detach(&mut self) {
-        check(Process::new("losetup").arg("-d").arg(&self.dev));
-        self.dev = PathBuf::new();
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        if self.partitioned && !self.dev.as_os_str().is_empty() {
-            // Partitions added with partx are not dropped when the loop device is detached.
-            for attempt in 0..20 {
-                if retry_step(Process::new("partx").arg("-d").arg(&self.dev)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25 * (attempt + 1)));
-            }
-        }
-        if !self.dev.as_os_str().is_empty() {
-            let mut detached = false;
-            for attempt in 0..10 {
-                match Process::new("losetup").arg("-d").arg(&self.dev).output() {
-                    Ok(o) if o.status.success() => {
-                        detached = true;
-                        break;
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(50 * (attempt + 1))),
-                }
-            }
-            if !detached {
-                eprintln!("warning: could not detach {}", self.dev.display());
-            }
-        }
-        let _ = std::fs::remove_file(&self.backing);
-    }
 }
 
 // ---------------------------------------------------------------------------

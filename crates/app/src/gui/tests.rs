@@ -16,6 +16,8 @@ use graver_writer::protocol::{JobResult, Outcome, TargetResult};
 use graver_writer::{DeviceProgress, ErrorKind, Launch, Phase, Progress};
 
 use super::app::{GraverApp, Screen, Services};
+#[cfg(target_os = "linux")]
+use graver_testkit::{LoopDevice, is_root};
 
 const SIZE: [f32; 2] = [860.0, 640.0];
 
@@ -264,53 +266,7 @@ fn a_worker_that_dies_mid_job_is_reported() {
     );
 }
 
-fn is_root() -> bool {
-    graver_writer::client::has_device_rights()
-}
-
-/// A loop device backed by a file in /dev/shm, detached when dropped (also when a test fails).
-struct Loop {
-    device: PathBuf,
-    backing: PathBuf,
-}
-
-impl Loop {
-    fn new(size: u64) -> Self {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let backing = PathBuf::from(format!("/dev/shm/graver-gui-test-{}-{n}.img", std::process::id()));
-        std::fs::File::create(&backing).unwrap().set_len(size).unwrap();
-        let out = std::process::Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&backing)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let device = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        Self { device, backing }
-    }
-
-    fn read(&self, len: usize) -> Vec<u8> {
-        let mut data = std::fs::read(&self.backing).unwrap();
-        data.truncate(len);
-        data
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup")
-            .arg("-d")
-            .arg(&self.device)
-            .status();
-        let _ = std::fs::remove_file(&self.backing);
-    }
-}
-
+#[cfg(target_os = "linux")]
 fn pick_loop_device(harness: &mut Harness<'_, GraverApp>, device: &Path) {
     harness.state_mut().set_drives(graver_drives::list().unwrap());
     harness.step();
@@ -319,6 +275,7 @@ fn pick_loop_device(harness: &mut Harness<'_, GraverApp>, device: &Path) {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn the_whole_flow_writes_and_verifies_a_loop_device() {
     if !is_root() {
         eprintln!("skipped: needs root for loop devices");
@@ -326,11 +283,11 @@ fn the_whole_flow_writes_and_verifies_a_loop_device() {
     }
     let image = image_file("whole-flow.img", (5 << 20) + 4321);
     let expected = std::fs::read(&image).unwrap();
-    let target = Loop::new(16 << 20);
+    let target = LoopDevice::new(16 << 20);
     let mut harness = harness(app_with(Some(image), Launch::InProcess, Vec::new()));
     harness.state_mut().settings.eject = false;
     choose_image(&mut harness);
-    pick_loop_device(&mut harness, &target.device);
+    pick_loop_device(&mut harness, &target.dev);
     assert!(has_label(&harness, "not removable"), "a loop device carries its badge");
     click(&mut harness, "Write");
     assert!(
@@ -340,7 +297,7 @@ fn the_whole_flow_writes_and_verifies_a_loop_device() {
     harness.get_by_label("Erase and write").click();
     step_until(&mut harness, "the result", |h| has_label(h, "Done:"));
     assert!(has_label(&harness, "Done: written and verified"));
-    assert!(has_label(&harness, &format!("{}: verified", target.device.display())));
+    assert!(has_label(&harness, &format!("{}: verified", target.dev.display())));
     assert!(
         target.read(expected.len()) == expected,
         "the loop device holds the image"
@@ -350,17 +307,18 @@ fn the_whole_flow_writes_and_verifies_a_loop_device() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn cancelling_mid_write_asks_once_and_leaves_the_first_mib_unwritten() {
     if !is_root() {
         eprintln!("skipped: needs root for loop devices");
         return;
     }
     let image = image_file("cancel-me.img", 768 << 20);
-    let target = Loop::new(800 << 20);
+    let target = LoopDevice::new(800 << 20);
     let mut harness = harness(app_with(Some(image), Launch::InProcess, Vec::new()));
     harness.state_mut().settings.eject = false;
     choose_image(&mut harness);
-    pick_loop_device(&mut harness, &target.device);
+    pick_loop_device(&mut harness, &target.dev);
     click(&mut harness, "Write");
     harness.get_by_label("Erase and write").click();
     // Any progress will do: on a RAM-backed loop device the write itself may be over

@@ -1,0 +1,30 @@
+//! Test support shared by the workspace's tests (a dev-dependency only, never shipped).
+//!
+//! Real loop devices stand in for USB sticks (DESIGN.md §5). Every test that needs one
+//! used to carry its own copy of the same `losetup` dance; this crate holds the one
+//! copy: [`LoopDevice`] (plain, read-only, or with an ext4 partition) is detached and
+//! its backing file removed when dropped, also when the test panics, and
+//! [`sweep_stale`] clears what a killed run left behind. Everything lives in
+//! `/dev/shm` (RAM) under one name scheme, `graver-test-<pid>-…`, so CI can check that
+//! no run leaves anything there.
+//!
+//! It builds for every target, so the tests that use it still type-check for Windows
+//! and macOS, but loop devices, `losetup` and `/sys/block` exist on Linux only: the
+//! tests that attach devices are `#[cfg(target_os = "linux")]` and skip without root.
+
+mod loop_device;
+
+pub use loop_device::*;
+
+/// Whether this process runs as root (loop devices need it). Always false off Unix.
+pub fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
