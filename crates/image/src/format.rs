@@ -93,8 +93,9 @@ fn zstd_after_skippable<R: Read + Seek>(file: &mut R) -> io::Result<bool> {
     Ok(false)
 }
 
-/// Reads until `buf` is full or the input ends; returns how many bytes were read.
-pub(crate) fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends; returns how many bytes were read
+/// (fewer than `buf.len()` only at the end). `Interrupted` reads are retried.
+pub fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

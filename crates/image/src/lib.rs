@@ -83,7 +83,7 @@ mod zstd;
 pub use crate::{
     checksum::{ChecksumVerdict, PublishedChecksum, find_checksum, sha256_hex},
     error::ImageError,
-    format::Format,
+    format::{Format, read_up_to},
     image::{Image, ImageSize},
     reader::ImageReader,
 };

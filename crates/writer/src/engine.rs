@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use graver_image::ImageSize;
+use graver_image::{ImageSize, read_up_to};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::xxh3_64;
@@ -293,20 +293,6 @@ fn pipeline(
     Ok(digests.sha256)
 }
 
-/// Fills `buf` from `reader` until it is full or the stream ends; returns the byte count.
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// Reads the image into pooled chunks and hands each to every writer and the hasher; returns the image length.
 fn read_stage(
     mut reader: Box<dyn Read + Send>,
@@ -334,7 +320,7 @@ fn read_stage(
         let Some(mut buf) = pool.take() else {
             return Err(WriteError::SourceFailed);
         };
-        let len = fill(&mut reader, &mut buf).map_err(WriteError::from_source)?;
+        let len = read_up_to(&mut reader, &mut buf).map_err(WriteError::from_source)?;
         if len == 0 {
             break;
         }
@@ -573,7 +559,7 @@ fn locate_difference(source: &dyn Source, offset: u64, found: &[u8]) -> Option<u
     let mut reader = source.open().ok()?.reader;
     io::copy(&mut (&mut reader).take(offset), &mut io::sink()).ok()?;
     let mut expected = vec![0; found.len()];
-    let n = fill(&mut reader, &mut expected).ok()?;
+    let n = read_up_to(&mut reader, &mut expected).ok()?;
     let same = expected[..n].iter().zip(found).take_while(|(a, b)| a == b).count();
     Some(offset + same as u64)
 }
