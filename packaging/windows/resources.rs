@@ -85,7 +85,7 @@ pub fn embed(exe: &Executable<'_>) -> Result<(), String> {
     let script = out_dir.join(format!("{}.rc", exe.name));
     write(&script, &resource_script(exe, &icon, &manifest_copy)?)?;
 
-    let object = compiler.compile(&script, &out_dir.join(format!("{}-resources", exe.name)))?;
+    let object = compiler.compile(&script)?;
     println!("cargo:rustc-link-arg-bins={}", object.display());
     if let Compiler::Rc(_) = compiler {
         // link.exe would otherwise add a manifest of its own as RT_MANIFEST 1 and
@@ -104,61 +104,55 @@ enum Compiler {
 }
 
 impl Compiler {
-    /// Compiles `script`; returns the file to link, `stem` plus the right extension.
-    fn compile(&self, script: &Path, stem: &Path) -> Result<PathBuf, String> {
-        // llvm-rc on a Unix host reads any argument that starts with '/' as an option, so
-        // an absolute input such as `/check/...` became `/c heck/...` (code page option) and
-        // left no input file. rc.exe and llvm-rc therefore run in the script's folder and get
-        // bare file names; the output goes beside the script.
-        let dir = script
-            .parent()
-            .ok_or_else(|| format!("{} has no parent folder", script.display()))?;
-        let (program, output, args): (&Path, PathBuf, Vec<std::ffi::OsString>) = match self {
+    /// Compiles `script`; returns the file to link, beside it: `.o` (windres) or `.res`.
+    fn compile(&self, script: &Path) -> Result<PathBuf, String> {
+        let (mut command, output) = match self {
             Self::Windres(program) => {
-                let output = stem.with_extension("o");
+                let output = script.with_extension("o");
+                let mut command = Command::new(program);
                 // The script is UTF-8 (code page 65001); windres converts its strings to UTF-16.
-                let args = vec![
-                    "--codepage=65001".into(),
-                    "--input-format=rc".into(),
-                    "--output-format=coff".into(),
-                    "--input".into(),
-                    script.into(),
-                    "--output".into(),
-                    output.clone().into(),
-                ];
-                (program, output, args)
+                command
+                    .args([
+                        "--codepage=65001",
+                        "--input-format=rc",
+                        "--output-format=coff",
+                        "--input",
+                    ])
+                    .arg(script)
+                    .arg("--output")
+                    .arg(&output);
+                (command, output)
             }
             Self::Rc(program) => {
-                let output = dir.join(file_name(&stem.with_extension("res"))?);
+                let output = script.with_extension("res");
+                let dir = script
+                    .parent()
+                    .ok_or_else(|| format!("{} has no parent folder", script.display()))?;
                 // llvm-rc would look for clang to preprocess; the script has no directives.
                 let first = if is_llvm_rc(program) {
                     "/no-preprocess"
                 } else {
                     "/nologo"
                 };
-                // The script is UTF-8 (code page 65001), written the way rc.exe documents it.
-                let args = vec![
-                    first.into(),
-                    "/c65001".into(),
-                    "/fo".into(),
-                    file_name(&output)?,
-                    file_name(script)?,
-                ];
-                (program, output, args)
+                // llvm-rc on a Unix host reads any argument that starts with '/' as an
+                // option: an absolute input such as `/check/...` became `/c heck/...` (the
+                // code page option) and left no input file. So rc runs in the script's
+                // folder and gets bare file names. The script is UTF-8 (code page 65001),
+                // written the way rc.exe documents it.
+                let mut command = Command::new(program);
+                command
+                    .current_dir(dir)
+                    .args([first, "/c65001", "/fo"])
+                    .arg(file_name(&output)?)
+                    .arg(file_name(script)?);
+                (command, output)
             }
         };
-        let mut command = Command::new(program);
-        if matches!(self, Self::Rc(_)) {
-            command.current_dir(dir);
-        }
-        let result = command
-            .args(&args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        let program = Path::new(command.get_program()).display().to_string();
+        let result = command.output().map_err(|e| format!("cannot run {program}: {e}"))?;
         if !result.status.success() {
             return Err(format!(
-                "{} failed ({}) on {}:\n{}{}",
-                program.display(),
+                "{program} failed ({}) on {}:\n{}{}",
                 result.status,
                 script.display(),
                 String::from_utf8_lossy(&result.stdout),
