@@ -1,5 +1,5 @@
-//! Helpers: finding and running the `graver` binary, loop devices that clean up after
-//! themselves, and one realistic disk image (MBR, ext4 with files, odd tail) built once
+//! Helpers: finding and running the `graver` binary, the loop devices, scratch folders
+//! and `Rng` of graver-testkit (re-exported), and one realistic disk image (MBR, ext4 with files, odd tail) built once
 //! per test process and compressed with the real tools.
 
 use std::fs::{File, OpenOptions};
@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub use graver_testkit::{LoopDevice as Loop, assert_zeros, find_tool, invert_byte, is_root, scratch, tool};
+pub use graver_testkit::{LoopDevice as Loop, Rng, assert_zeros, find_tool, invert_byte, is_root, scratch, tool};
 use serde_json::Value;
 
 /// One mebibyte.
@@ -265,29 +265,6 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     file.read_exact(&mut buf)
         .unwrap_or_else(|e| panic!("read {len} bytes at {offset} of {}: {e}", path.display()));
     buf
-}
-
-/// A deterministic xorshift generator: "random" content without a dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// `len` pseudo-random bytes.
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            out.extend_from_slice(&self.0.to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
 }
 
 /// The test image and its compressed copies, made once per test process.

@@ -6,7 +6,8 @@
 //! its backing file removed when dropped, also when the test panics, and
 //! [`sweep_stale`] clears what a killed run left behind. Everything lives in
 //! `/dev/shm` (RAM) under one name scheme, `graver-test-<pid>-…`, so CI can check that
-//! no run leaves anything there.
+//! no run leaves anything there. [`Rng`] makes the same pseudo-random content for the
+//! worker's and the end-to-end tests.
 //!
 //! It builds for every target, so the tests that use it still type-check for Windows
 //! and macOS, but loop devices, `losetup` and `/sys/block` exist on Linux only: the
@@ -26,5 +27,28 @@ pub fn is_root() -> bool {
     #[cfg(not(unix))]
     {
         false
+    }
+}
+
+/// A deterministic xorshift generator: "random" content without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// `len` pseudo-random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            out.extend_from_slice(&self.0.to_le_bytes());
+        }
+        out.truncate(len);
+        out
     }
 }

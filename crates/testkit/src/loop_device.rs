@@ -32,32 +32,30 @@ pub fn sweep_stale() {
 /// [`sweep_stale`], every time it is called. Only entries named `graver-test-<pid>-…`
 /// whose owner process is gone are touched.
 pub fn sweep_stale_now() {
-    {
-        let Ok(entries) = std::fs::read_dir(SHM) else {
-            return;
+    let Ok(entries) = std::fs::read_dir(SHM) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix(&format!("{TAG}-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(owner) = name
-                .strip_prefix(&format!("{TAG}-"))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
-                continue;
-            }
-            let path = entry.path();
-            if path.is_dir() {
-                let _ = std::fs::remove_dir_all(&path);
-                continue;
-            }
-            if crate::is_root() {
-                detach_all_for(&path);
-            }
-            let _ = std::fs::remove_file(&path);
+        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
         }
+        let path = entry.path();
+        if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+            continue;
+        }
+        if crate::is_root() {
+            detach_all_for(&path);
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use graver_testkit::{LoopDevice as Loop, is_root, scratch, sweep_stale};
+use graver_testkit::{LoopDevice as Loop, Rng, is_root, scratch, sweep_stale};
 use graver_writer::protocol::{Outcome, PROTOCOL_VERSION, Request, Response, WriteJob, read_frame, write_frame};
 use graver_writer::{Client, Command, Event, Launch, Phase};
 use sha2::{Digest, Sha256};
@@ -31,7 +31,7 @@ fn worker() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers: root, scratch files, images, loop devices
+// Helpers: root-only tests, images (loop devices and scratch: graver-testkit)
 // ---------------------------------------------------------------------------
 
 /// Root tests attach and detach loop devices and look at the drive list; they run
@@ -46,25 +46,11 @@ fn root_only() -> Option<MutexGuard<'static, ()>> {
     Some(ROOT.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Deterministic pseudo-random bytes (xorshift64).
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// An image file: `random` pseudo-random bytes, then zeros up to `len`.
 fn make_image(dir: &Path, name: &str, seed: u64, random: u64, len: u64) -> PathBuf {
     let path = dir.join(name);
     let mut file = File::create(&path).unwrap();
-    file.write_all(&pseudo_random(seed, usize::try_from(random).unwrap()))
+    file.write_all(&Rng::new(seed).bytes(usize::try_from(random).unwrap()))
         .unwrap();
     file.set_len(len).unwrap();
     path
@@ -391,7 +377,7 @@ fn protocol_violations_end_the_worker_and_write_nothing() {
     expect_fatal(&mut raw, "", "oversized frame");
     let mut raw = Raw::spawn(token);
     let mut garbage = 37u32.to_le_bytes().to_vec();
-    garbage.extend_from_slice(&pseudo_random(7, 37));
+    garbage.extend_from_slice(&Rng::new(7).bytes(37));
     raw.send_bytes(&garbage);
     expect_fatal(&mut raw, "parse", "non-JSON frame");
     let mut raw = Raw::spawn(token);
