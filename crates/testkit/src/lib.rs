@@ -9,12 +9,21 @@
 //! no run leaves anything there. [`Rng`] makes the same pseudo-random content for the
 //! worker's and the end-to-end tests.
 //!
+//! A stick that fails is a `FaultyDrive` (Linux only): a loop device over a file this
+//! process serves over FUSE, which fails writes, reads or syncs in chosen places,
+//! returns other bytes than it was given, is pulled out mid-write, crawls, stalls, or
+//! claims more than it keeps, as the test says, and changes while in use.
+//!
 //! It builds for every target, so the tests that use it still type-check for Windows
 //! and macOS, but loop devices, `losetup` and `/sys/block` exist on Linux only: the
 //! tests that attach devices are `#[cfg(target_os = "linux")]` and skip without root.
 
+#[cfg(target_os = "linux")]
+mod faulty_drive;
 mod loop_device;
 
+#[cfg(target_os = "linux")]
+pub use faulty_drive::*;
 pub use loop_device::*;
 
 /// Whether this process runs as root (loop devices need it). Always false off Unix.

@@ -32,19 +32,18 @@ pub fn sweep_stale() {
 /// [`sweep_stale`], every time it is called. Only entries named `graver-test-<pid>-…`
 /// whose owner process is gone are touched.
 pub fn sweep_stale_now() {
+    // A dead run's faulty drive is a FUSE mount in a folder here: it must be aborted
+    // and unmounted, its loop device detached, before the folder can go.
+    #[cfg(target_os = "linux")]
+    if crate::is_root() {
+        crate::faulty_drive::sweep_stale_mounts();
+    }
     let Ok(entries) = std::fs::read_dir(SHM) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name
-            .strip_prefix(&format!("{TAG}-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+        if !is_stale(&name) {
             continue;
         }
         let path = entry.path();
@@ -57,6 +56,18 @@ pub fn sweep_stale_now() {
         }
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// Whether `name` is one of ours (`graver-test-<pid>-…`) whose owner process is gone.
+pub(crate) fn is_stale(name: &str) -> bool {
+    let Some(owner) = name
+        .strip_prefix(&format!("{TAG}-"))
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists()
 }
 
 /// Detaches every loop device backed by `file`.
@@ -96,7 +107,7 @@ pub fn tool(tool: &str) -> Command {
 }
 
 /// Runs `command`; `Err` carries the command and its stderr when it fails.
-fn attempt(command: &mut Command) -> Result<Output, String> {
+pub(crate) fn attempt(command: &mut Command) -> Result<Output, String> {
     let what = format!("{command:?}");
     let output = command.output().map_err(|e| format!("cannot start {what}: {e}"))?;
     if output.status.success() {
@@ -112,7 +123,7 @@ fn attempt(command: &mut Command) -> Result<Output, String> {
 
 /// Runs `command` up to `tries` times, backing off between tries (udev and the kernel
 /// may still hold a device number that was used a moment ago).
-fn retried(tries: u32, mut command: impl FnMut() -> Command) -> Result<Output, String> {
+pub(crate) fn retried(tries: u32, mut command: impl FnMut() -> Command) -> Result<Output, String> {
     let mut last = String::new();
     for n in 0..tries {
         match attempt(&mut command()) {
@@ -135,6 +146,8 @@ pub struct LoopDevice {
     /// Its size in bytes.
     pub size: u64,
     partitioned: bool,
+    /// Whether drop deletes `backing`: this crate made it for the device.
+    owns_backing: bool,
 }
 
 impl LoopDevice {
@@ -175,27 +188,20 @@ impl LoopDevice {
         if partitioned {
             write_partition_table(&backing);
         }
-        let attached = retried(5, || {
-            let mut losetup = tool("losetup");
-            losetup.args(["--find", "--show"]);
-            if read_only {
-                losetup.arg("-r");
-            }
-            losetup.arg(&backing);
-            losetup
-        });
-        let output = match attached {
-            Ok(output) => output,
+        let extra: &[&str] = if read_only { &["-r"] } else { &[] };
+        let dev = match losetup_find(&backing, extra) {
+            Ok(dev) => dev,
             Err(e) => {
                 let _ = std::fs::remove_file(&backing);
                 panic!("{e}");
             }
         };
         let this = Self {
-            dev: PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()),
+            dev,
             backing,
             size,
             partitioned,
+            owns_backing: true,
         };
         if partitioned {
             // The partition of a device that had this number a moment ago may still be
@@ -211,6 +217,19 @@ impl LoopDevice {
             }
         }
         this
+    }
+
+    /// A loop device over `backing`, a file someone else made and removes, with the
+    /// extra `losetup` arguments `extra` (e.g. `--direct-io=on`).
+    pub(crate) fn over(backing: &Path, size: u64, extra: &[&str]) -> Result<Self, String> {
+        sweep_stale();
+        Ok(Self {
+            dev: losetup_find(backing, extra)?,
+            backing: backing.to_path_buf(),
+            size,
+            partitioned: false,
+            owns_backing: false,
+        })
     }
 
     /// `loopN`, the drive's name.
@@ -267,7 +286,7 @@ impl LoopDevice {
     }
 
     /// Removes the partitions and detaches the device; the device path is empty after.
-    fn release(&mut self) -> Result<(), String> {
+    pub(crate) fn release(&mut self) -> Result<(), String> {
         if self.dev.as_os_str().is_empty() {
             return Ok(());
         }
@@ -309,8 +328,21 @@ impl Drop for LoopDevice {
         if let Err(e) = self.release() {
             eprintln!("warning: could not release {}: {e}", self.dev.display());
         }
-        let _ = std::fs::remove_file(&self.backing);
+        if self.owns_backing {
+            let _ = std::fs::remove_file(&self.backing);
+        }
     }
+}
+
+/// Attaches `backing` to the first free loop device with `losetup` and the extra
+/// arguments `extra`; returns `/dev/loopN`.
+fn losetup_find(backing: &Path, extra: &[&str]) -> Result<PathBuf, String> {
+    let output = retried(5, || {
+        let mut losetup = tool("losetup");
+        losetup.args(["--find", "--show"]).args(extra).arg(backing);
+        losetup
+    })?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
 }
 
 /// Writes an MBR with one 4 MiB Linux partition at 1 MiB, with `sfdisk`.
