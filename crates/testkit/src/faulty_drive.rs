@@ -879,10 +879,12 @@ mod tests {
 
     #[test]
     fn ranges_touch_when_they_overlap() {
-        let ranges = [10..20];
+        let ranges = [10..20, 40..50];
         assert!(touches(&ranges, 15, 16));
         assert!(touches(&ranges, 0, 11));
-        assert!(!touches(&ranges, 20, 30));
+        assert!(touches(&ranges, 30, 41));
+        assert!(!touches(&ranges, 20, 40));
         assert!(!touches(&ranges, 0, 10));
+        assert!(!touches(&ranges, 50, 60));
     }
 }

@@ -107,7 +107,7 @@ pub fn tool(tool: &str) -> Command {
 }
 
 /// Runs `command`; `Err` carries the command and its stderr when it fails.
-pub(crate) fn attempt(command: &mut Command) -> Result<Output, String> {
+fn attempt(command: &mut Command) -> Result<Output, String> {
     let what = format!("{command:?}");
     let output = command.output().map_err(|e| format!("cannot start {what}: {e}"))?;
     if output.status.success() {
@@ -123,7 +123,7 @@ pub(crate) fn attempt(command: &mut Command) -> Result<Output, String> {
 
 /// Runs `command` up to `tries` times, backing off between tries (udev and the kernel
 /// may still hold a device number that was used a moment ago).
-pub(crate) fn retried(tries: u32, mut command: impl FnMut() -> Command) -> Result<Output, String> {
+fn retried(tries: u32, mut command: impl FnMut() -> Command) -> Result<Output, String> {
     let mut last = String::new();
     for n in 0..tries {
         match attempt(&mut command()) {
@@ -185,8 +185,9 @@ impl LoopDevice {
         File::create(&backing)
             .and_then(|f| f.set_len(size))
             .unwrap_or_else(|e| panic!("create {}: {e}", backing.display()));
-        if partitioned {
-            write_partition_table(&backing);
+        if partitioned && let Err(e) = write_partition_table(&backing) {
+            let _ = std::fs::remove_file(&backing);
+            panic!("{e}");
         }
         let extra: &[&str] = if read_only { &["-r"] } else { &[] };
         let dev = match losetup_find(&backing, extra) {
@@ -221,6 +222,7 @@ impl LoopDevice {
 
     /// A loop device over `backing`, a file someone else made and removes, with the
     /// extra `losetup` arguments `extra` (e.g. `--direct-io=on`).
+    #[cfg(target_os = "linux")]
     pub(crate) fn over(backing: &Path, size: u64, extra: &[&str]) -> Result<Self, String> {
         sweep_stale();
         Ok(Self {
@@ -286,7 +288,7 @@ impl LoopDevice {
     }
 
     /// Removes the partitions and detaches the device; the device path is empty after.
-    pub(crate) fn release(&mut self) -> Result<(), String> {
+    fn release(&mut self) -> Result<(), String> {
         if self.dev.as_os_str().is_empty() {
             return Ok(());
         }
@@ -346,21 +348,25 @@ fn losetup_find(backing: &Path, extra: &[&str]) -> Result<PathBuf, String> {
 }
 
 /// Writes an MBR with one 4 MiB Linux partition at 1 MiB, with `sfdisk`.
-fn write_partition_table(backing: &Path) {
+fn write_partition_table(backing: &Path) -> Result<(), String> {
     let mut sfdisk = tool("sfdisk")
         .arg("-q")
         .arg(backing)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start sfdisk: {e}"));
+        .map_err(|e| format!("cannot start sfdisk: {e}"))?;
     if let Some(mut stdin) = sfdisk.stdin.take() {
         stdin
             .write_all(b"label: dos\n,4M,83\n")
-            .unwrap_or_else(|e| panic!("feed sfdisk: {e}"));
+            .map_err(|e| format!("feed sfdisk: {e}"))?;
     }
-    let status = sfdisk.wait().unwrap_or_else(|e| panic!("wait for sfdisk: {e}"));
-    assert!(status.success(), "sfdisk failed on {}: {status}", backing.display());
+    let status = sfdisk.wait().map_err(|e| format!("wait for sfdisk: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("sfdisk failed on {}: {status}", backing.display()))
+    }
 }
 
 /// Asserts that `len` bytes of `path` from `offset` on are all zero; names the first

@@ -208,7 +208,10 @@ fn a_failing_cell_returns_other_bytes_than_were_written() {
     }
     assert!(drive.stored(0, data.len()) == data, "what is stored stays right");
     // Changed while in use: between a write and its read-back.
-    drive.faults().corrupt_reads = vec![60_000..60_001];
+    let mut faults = drive.faults();
+    faults.corrupt_reads.clear();
+    faults.corrupt_reads.push(60_000..60_001);
+    drop(faults);
     let back = read_at(drive.dev(), 0, 64 * KIB);
     assert_ok(&back, "read back again");
     let wrong: Vec<usize> = (0..data.len()).filter(|&i| back.stdout[i] != data[i]).collect();
