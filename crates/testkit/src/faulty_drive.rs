@@ -154,7 +154,7 @@ impl FaultyDriveBuilder {
     }
 
     /// Mounts the drive's file and attaches a loop device to it. Panics when that fails
-    /// (see [`FaultyDrive::unavailable`] to skip where it cannot work).
+    /// (see [`FaultyDrive::supported`] to skip where it cannot work).
     pub fn build(self) -> FaultyDrive {
         FaultyDrive::start(self)
     }
@@ -181,14 +181,15 @@ impl FaultyDrive {
         }
     }
 
-    /// Why a faulty drive cannot be made here (not root, no `/dev/fuse`), or `None`.
-    pub fn unavailable() -> Option<String> {
+    /// `Ok` when a faulty drive can be made here, else what is missing (root,
+    /// `/dev/fuse`), for a test to say why it skips.
+    pub fn supported() -> Result<(), String> {
         if !crate::is_root() {
-            Some("needs root for FUSE and loop devices".into())
+            Err("needs root for FUSE and loop devices".into())
         } else if !Path::new("/dev/fuse").exists() {
-            Some("needs /dev/fuse".into())
+            Err("needs /dev/fuse".into())
         } else {
-            None
+            Ok(())
         }
     }
 
@@ -287,13 +288,14 @@ impl FaultyDrive {
     }
 
     /// Pulls the drive out now: aborts the FUSE connection, so the request in flight and
-    /// every later one fails. `/dev/loopN` stays (as the node of a pulled stick does
+    /// every later one fails (a second call does nothing). `/dev/loopN` stays (as the node of a pulled stick does
     /// while it is still open) until drop.
     pub fn unplug(&self) {
         let abort = {
             let mut state = self.mount.state();
+            let abort = state.abort.clone().filter(|_| !state.unplugged);
             state.unplugged = true;
-            state.abort.clone()
+            abort
         };
         if let Some(abort) = abort {
             std::fs::write(&abort, "1").unwrap_or_else(|e| panic!("write {}: {e}", abort.display()));

@@ -15,12 +15,12 @@ use graver_testkit::{FaultyDrive, Rng, scratch, tool};
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
-fn unavailable() -> bool {
-    let why = FaultyDrive::unavailable();
-    if let Some(why) = &why {
+fn skip() -> bool {
+    let supported = FaultyDrive::supported();
+    if let Err(why) = &supported {
         eprintln!("skipped: a faulty drive {why}");
     }
-    why.is_some()
+    supported.is_err()
 }
 
 /// Runs `dd` with `args` (`if=`/`of=` included) and returns its output.
@@ -128,10 +128,13 @@ fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::process::E
 
 #[test]
 fn a_drive_without_faults_keeps_what_is_written_and_is_gone_after_drop() {
-    if unavailable() {
+    if skip() {
         return;
     }
-    let drive = FaultyDrive::builder(8 * MIB).contents(b"old contents".to_vec()).build();
+    let dir = scratch();
+    let old_image = dir.path().join("old.img");
+    std::fs::write(&old_image, b"old contents").unwrap();
+    let drive = FaultyDrive::builder(8 * MIB).contents_from(&old_image).build();
     let (dev, folder) = (drive.dev().to_path_buf(), drive.mount_point().to_path_buf());
     assert!(mounted(&folder) && attached(&dev, &folder));
     let out = tool("blockdev").arg("--getsize64").arg(&dev).output().unwrap();
@@ -152,7 +155,7 @@ fn a_drive_without_faults_keeps_what_is_written_and_is_gone_after_drop() {
 
 #[test]
 fn writes_in_a_range_fail_with_eio() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(4 * MIB).eio_on_write(MIB..MIB + 4096).build();
@@ -174,7 +177,7 @@ fn writes_in_a_range_fail_with_eio() {
 
 #[test]
 fn reads_in_a_range_fail_with_eio() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(4 * MIB).eio_on_read(3 * MIB..3 * MIB + 1).build();
@@ -189,7 +192,7 @@ fn reads_in_a_range_fail_with_eio() {
 
 #[test]
 fn a_failing_cell_returns_other_bytes_than_were_written() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(4 * MIB)
@@ -220,7 +223,7 @@ fn a_failing_cell_returns_other_bytes_than_were_written() {
 
 #[test]
 fn a_failing_sync_fails_fsync() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(4 * MIB).fail_sync().build();
@@ -235,7 +238,7 @@ fn a_failing_sync_fails_fsync() {
 
 #[test]
 fn a_drive_pulled_out_mid_write_fails_it_at_once() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(16 * MIB).unplug_after_written(MIB).build();
@@ -245,6 +248,7 @@ fn a_drive_pulled_out_mid_write_fails_it_at_once() {
     assert!(!out.status.success(), "the write failed");
     assert!(started.elapsed() < Duration::from_secs(30), "and did not hang");
     assert!(drive.is_unplugged());
+    drive.unplug(); // already pulled out: nothing more happens
     assert_eq!(drive.bytes_written(), MIB, "exactly the first MiB reached the drive");
     assert!(drive.stored(0, MIB as usize) == data[..MIB as usize]);
     assert!(drive.stored(MIB, MIB as usize).iter().all(|&b| b == 0));
@@ -256,7 +260,7 @@ fn a_drive_pulled_out_mid_write_fails_it_at_once() {
 
 #[test]
 fn a_drive_pulled_out_on_demand_fails_the_write_in_flight() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(32 * MIB).speed_limit(4 * MIB).build();
@@ -277,7 +281,7 @@ fn a_drive_pulled_out_on_demand_fails_the_write_in_flight() {
 
 #[test]
 fn a_speed_limit_slows_transfers_down() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(8 * MIB).speed_limit(1_000_000).build();
@@ -293,7 +297,7 @@ fn a_speed_limit_slows_transfers_down() {
 
 #[test]
 fn a_counterfeit_drive_wraps_onto_what_it_keeps() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(64 * MIB).real_capacity(8 * MIB).build();
@@ -324,7 +328,7 @@ fn a_counterfeit_drive_wraps_onto_what_it_keeps() {
 
 #[test]
 fn a_stalled_drive_answers_nothing_until_it_resumes() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let drive = FaultyDrive::builder(8 * MIB)
@@ -372,7 +376,7 @@ fn a_stalled_drive_answers_nothing_until_it_resumes() {
 
 #[test]
 fn a_panicking_test_still_releases_its_drive() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let (tx, rx) = std::sync::mpsc::channel();
@@ -415,7 +419,7 @@ fn killed_with_a_drive_in_use() {
 
 #[test]
 fn what_a_killed_run_left_is_swept_by_the_next() {
-    if unavailable() {
+    if skip() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
