@@ -10,7 +10,7 @@
 //! A buffer returns to the pool when the last of its users drops it, so the
 //! slowest consumer sets the pace and memory stays fixed.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -498,70 +498,151 @@ fn verify_range(
     let pool = Pool::new(3, CHUNK_SIZE, block);
     let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, WriteError>>(2);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut offset = from;
-            while offset < to && !cancel.is_cancelled() {
-                let Some(mut buf) = pool.take() else { return };
-                let len = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
-                let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(CHUNK_SIZE);
-                let read = device
-                    .read_at(offset, &mut buf[..padded])
-                    .map(|got| Chunk::new(buf, offset, got.min(len), padded, pool.recycler()));
-                let read = read.map_err(|source| WriteError::ReadBack {
-                    device: name.clone(),
-                    offset,
-                    source,
-                });
-                let failed = read.is_err();
-                if tx.send(read).is_err() || failed {
-                    return;
-                }
-                offset += len as u64;
-            }
-        });
-        let mut offset = from;
-        while offset < to {
-            if cancel.is_cancelled() {
-                return Err(WriteError::Cancelled);
-            }
-            let Ok(chunk) = rx.recv() else {
-                return Err(WriteError::Cancelled);
-            };
-            let chunk = chunk?;
-            for (i, region) in chunk.data().chunks(REGION).enumerate() {
-                let region_offset = offset + (i * REGION) as u64;
-                let index = usize::try_from(region_offset / REGION as u64).unwrap_or(usize::MAX);
-                if digests.regions.get(index) != Some(&xxh3_64(region)) {
-                    let at = locate_difference(source, region_offset, region).unwrap_or(region_offset);
-                    return Err(WriteError::Mismatch {
-                        device: name.clone(),
-                        offset: at,
-                    });
-                }
-            }
-            let expected = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
-            if chunk.len < expected {
-                // The device ended before the image did.
-                return Err(WriteError::Mismatch {
-                    device: name.clone(),
-                    offset: offset + chunk.len as u64,
-                });
-            }
-            offset += chunk.len as u64;
-            state.bytes.store(offset, Ordering::Relaxed);
-        }
-        Ok(())
+        let pool = &pool;
+        let reader_name = name.clone();
+        scope.spawn(move || read_back(device, from, to, pool, &tx, &reader_name, cancel));
+        // `rx` is moved into the comparison and dropped the moment it ends, whatever
+        // the reason: the read-back thread's next send then fails and it stops. Kept
+        // alive until the scope joins, a full queue would hold it (and the scope) for ever.
+        compare_read_back(rx, from, to, digests, state, &name, source, cancel)
     })
 }
 
-/// Streams the image again up to `offset` to find the exact first byte where `found` differs from it.
-fn locate_difference(source: &dyn Source, offset: u64, found: &[u8]) -> Option<u64> {
-    let mut reader = source.open().ok()?.reader;
-    io::copy(&mut (&mut reader).take(offset), &mut io::sink()).ok()?;
+/// Reads `[from, to)` into pooled chunks until the comparison stops taking them.
+fn read_back(
+    device: &mut dyn Device,
+    from: u64,
+    to: u64,
+    pool: &Pool,
+    chunks: &Sender<Result<Chunk, WriteError>>,
+    name: &str,
+    cancel: &CancelToken,
+) {
+    let block = device.block_size();
+    let mut offset = from;
+    while offset < to && !cancel.is_cancelled() {
+        let Some(mut buf) = pool.take() else { return };
+        let len = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
+        let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(CHUNK_SIZE);
+        let read = device
+            .read_at(offset, &mut buf[..padded])
+            .map(|got| Chunk::new(buf, offset, got.min(len), padded, pool.recycler()))
+            .map_err(|source| WriteError::ReadBack {
+                device: name.to_owned(),
+                offset,
+                source,
+            });
+        let failed = read.is_err();
+        if chunks.send(read).is_err() || failed {
+            return;
+        }
+        offset += len as u64;
+    }
+}
+
+/// Compares the read-back chunks with the region digests; names the exact first differing byte.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one internal call site; a struct would only rename them"
+)]
+fn compare_read_back(
+    chunks: Receiver<Result<Chunk, WriteError>>,
+    from: u64,
+    to: u64,
+    digests: &Digests,
+    state: &DeviceState,
+    name: &str,
+    source: &dyn Source,
+    cancel: &CancelToken,
+) -> Result<(), WriteError> {
+    let mut offset = from;
+    while offset < to {
+        if cancel.is_cancelled() {
+            return Err(WriteError::Cancelled);
+        }
+        let Ok(chunk) = chunks.recv() else {
+            return Err(WriteError::Cancelled);
+        };
+        let chunk = chunk?;
+        let differs = chunk.data().chunks(REGION).enumerate().find_map(|(i, region)| {
+            let region_offset = offset + (i * REGION) as u64;
+            let index = usize::try_from(region_offset / REGION as u64).unwrap_or(usize::MAX);
+            (digests.regions.get(index) != Some(&xxh3_64(region))).then(|| (region_offset, region.to_vec()))
+        });
+        if let Some((region_offset, found)) = differs {
+            // Let the read-back thread go before the (possibly long) search in the image.
+            drop(chunk);
+            drop(chunks);
+            let at = locate_difference(source, region_offset, &found, cancel)?.unwrap_or(region_offset);
+            return Err(WriteError::Mismatch {
+                device: name.to_owned(),
+                offset: at,
+            });
+        }
+        let expected = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
+        if chunk.len < expected {
+            // The device ended before the image did.
+            return Err(WriteError::Mismatch {
+                device: name.to_owned(),
+                offset: offset + chunk.len as u64,
+            });
+        }
+        offset += chunk.len as u64;
+        state.bytes.store(offset, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Finds the exact first byte where `found`, read back from `offset`, differs from the image.
+///
+/// The region digests only say which MiB differs; the image's own bytes say where.
+/// A source that can seek (a raw image) is opened right at `offset`; any other is
+/// decoded again up to it, which honours `cancel`. `Ok(None)` when the image cannot
+/// be read again: the region's start is then the best answer there is.
+fn locate_difference(
+    source: &dyn Source,
+    offset: u64,
+    found: &[u8],
+    cancel: &CancelToken,
+) -> Result<Option<u64>, WriteError> {
+    let mut reader = match source.open_at(offset) {
+        Ok(Some(reader)) => reader,
+        Ok(None) => match source.open() {
+            Ok(opened) => {
+                let mut reader = opened.reader;
+                if !skip(&mut reader, offset, cancel)? {
+                    return Ok(None);
+                }
+                reader
+            }
+            Err(_) => return Ok(None),
+        },
+        Err(_) => return Ok(None),
+    };
     let mut expected = vec![0; found.len()];
-    let n = read_up_to(&mut reader, &mut expected).ok()?;
+    let Ok(n) = read_up_to(&mut reader, &mut expected) else {
+        return Ok(None);
+    };
     let same = expected[..n].iter().zip(found).take_while(|(a, b)| a == b).count();
-    Some(offset + same as u64)
+    Ok(Some(offset + same as u64))
+}
+
+/// Reads and discards `len` bytes, checking for cancellation between transfers;
+/// `Ok(false)` when the stream fails or ends first.
+fn skip(reader: &mut dyn Read, len: u64, cancel: &CancelToken) -> Result<bool, WriteError> {
+    let mut scratch = vec![0; CHUNK_SIZE];
+    let mut left = len;
+    while left > 0 {
+        if cancel.is_cancelled() {
+            return Err(WriteError::Cancelled);
+        }
+        let want = usize::try_from(left.min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
+        match read_up_to(reader, &mut scratch[..want]) {
+            Ok(0) | Err(_) => return Ok(false),
+            Ok(n) => left -= n as u64,
+        }
+    }
+    Ok(true)
 }
 
 /// Compares a device with an image without writing: streams the image and reads

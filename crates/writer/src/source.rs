@@ -1,10 +1,11 @@
 //! Where the bytes come from: anything that can be streamed from the start, more than once.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use graver_image::{Image, ImageSize};
+use graver_image::{Format, Image, ImageSize};
 
 /// A stream of the decompressed image and the counter of compressed bytes it has consumed.
 pub struct Opened {
@@ -22,6 +23,16 @@ pub trait Source: Sync {
     /// # Errors
     /// When the image cannot be opened.
     fn open(&self) -> io::Result<Opened>;
+    /// Starts a stream at `offset` of the decompressed image when the source can get
+    /// there without decoding what comes before (a raw image can); `None` otherwise,
+    /// and the engine decodes its way there from [`Source::open`].
+    ///
+    /// # Errors
+    /// When the image cannot be opened or positioned.
+    fn open_at(&self, offset: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
+        let _ = offset;
+        Ok(None)
+    }
     /// The decompressed size, exact or estimated.
     fn size(&self) -> ImageSize;
     /// Bytes on disk, the denominator of [`Opened::consumed`].
@@ -36,6 +47,15 @@ impl Source for Image {
             reader: Box::new(reader),
             consumed,
         })
+    }
+
+    fn open_at(&self, offset: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
+        if self.format() != Format::Raw {
+            return Ok(None);
+        }
+        let mut file = File::open(self.path())?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Some(Box::new(file)))
     }
 
     fn size(&self) -> ImageSize {

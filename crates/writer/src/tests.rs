@@ -69,8 +69,8 @@ struct MemDevice {
     log: Arc<Mutex<Log>>,
     /// A write touching this offset fails.
     fail_at: Option<u64>,
-    /// The byte at this offset is flipped after it is written, as a bad flash cell would.
-    corrupt_at: Option<u64>,
+    /// The bytes at these offsets are flipped after they are written, as bad flash cells would.
+    corrupt_at: Vec<u64>,
     /// Cancel this token after this many writes.
     cancel_after: Option<(usize, CancelToken)>,
 }
@@ -85,7 +85,7 @@ impl MemDevice {
             name: "mem".into(),
             log: Arc::clone(&log),
             fail_at: None,
-            corrupt_at: None,
+            corrupt_at: Vec::new(),
             cancel_after: None,
         };
         (device, log)
@@ -116,7 +116,7 @@ impl Device for MemDevice {
         }
         let mut log = self.log.lock().unwrap();
         log.data[offset as usize..end as usize].copy_from_slice(buf);
-        if let Some(c) = self.corrupt_at.filter(|c| (offset..end).contains(c)) {
+        for &c in self.corrupt_at.iter().filter(|c| (offset..end).contains(c)) {
             log.data[c as usize] ^= 0x40;
         }
         log.writes.push((offset, buf.len()));
@@ -203,7 +203,7 @@ fn corrupted_byte_is_caught_at_its_exact_offset_and_first_mib_stays_unwritten() 
     };
     let (mut device, log) = MemDevice::new(8 * MIB);
     let bad = 3 * MIB as u64 + 17;
-    device.corrupt_at = Some(bad);
+    device.corrupt_at = vec![bad];
     let report = write_one(&source, &mut device, &CancelToken::new()).unwrap();
     match &report.devices[0].result {
         Err(WriteError::Mismatch { offset, .. }) => assert_eq!(*offset, bad),
@@ -217,6 +217,155 @@ fn corrupted_byte_is_caught_at_its_exact_offset_and_first_mib_stays_unwritten() 
     assert_eq!(log.finished, None);
 }
 
+/// Runs `job` on its own thread and fails the test if it has not returned after a minute:
+/// a hang must show as a failure, not as a test run that never ends.
+fn within_a_minute<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(job());
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the job hung")
+}
+
+#[test]
+fn a_difference_anywhere_in_a_long_image_ends_the_job_at_its_exact_offset() {
+    // Long enough that the read-back still has chunks to come when the first
+    // difference is found: the case that used to hang with the read-back thread
+    // blocked on a full queue that nobody would ever take from again.
+    let len = 48 * MIB;
+    for corrupt in [
+        vec![MIB as u64],
+        vec![2 * MIB as u64 + 100],
+        vec![20 * MIB as u64 + 100],
+        vec![len as u64 - 1],
+        vec![30 * MIB as u64 + 7, 9 * MIB as u64 + 4096 + 3, 40 * MIB as u64],
+    ] {
+        let first = *corrupt.iter().min().unwrap();
+        let (report, log) = within_a_minute(move || {
+            let source = MemSource {
+                data: pattern(len),
+                fail_after: None,
+            };
+            let (mut device, log) = MemDevice::new(64 * MIB);
+            device.corrupt_at = corrupt;
+            (write_one(&source, &mut device, &CancelToken::new()), log)
+        });
+        match &report.unwrap().devices[0].result {
+            Err(WriteError::Mismatch { offset, .. }) => assert_eq!(*offset, first),
+            other => panic!("expected a mismatch at {first}, got {other:?}"),
+        }
+        let log = log.lock().unwrap();
+        assert!(
+            log.data[..MIB].iter().all(|&b| b == 0),
+            "first MiB written after a mismatch at {first}"
+        );
+        assert_eq!(log.finished, None);
+    }
+}
+
+#[test]
+fn a_drive_that_differs_beside_healthy_ones_fails_alone() {
+    let len = 40 * MIB + 5;
+    let image = pattern(len);
+    let expected = image.clone();
+    let (report, logs) = within_a_minute(move || {
+        let source = MemSource {
+            data: image,
+            fail_after: None,
+        };
+        let (mut first, first_log) = MemDevice::new(64 * MIB);
+        let (mut bad, bad_log) = MemDevice::new(64 * MIB);
+        bad.name = "bad".into();
+        bad.corrupt_at = vec![3 * MIB as u64 + 1];
+        let (mut last, last_log) = MemDevice::new(64 * MIB);
+        let report = crate::write(
+            &source,
+            &mut [&mut first, &mut bad, &mut last],
+            WriteOptions::default(),
+            &no_progress,
+            &CancelToken::new(),
+        );
+        (report, [first_log, bad_log, last_log])
+    });
+    let report = report.unwrap();
+    assert!(matches!(report.devices[0].result, Ok(true)), "{:?}", report.devices[0]);
+    assert!(
+        matches!(&report.devices[1].result, Err(WriteError::Mismatch { device, offset }) if device == "bad" && *offset == 3 * MIB as u64 + 1),
+        "{:?}",
+        report.devices[1]
+    );
+    assert!(matches!(report.devices[2].result, Ok(true)), "{:?}", report.devices[2]);
+    for i in [0, 2] {
+        assert_eq!(&logs[i].lock().unwrap().data[..len], &expected[..]);
+    }
+    assert!(logs[1].lock().unwrap().data[..MIB].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn cancel_while_the_image_is_decoded_again_to_name_the_difference_ends_the_job() {
+    // A source that cannot seek is decoded again up to the difference; a long image
+    // makes that take a while, so Cancel must reach it. The second stream cancels
+    // the job on its first read, as a user pressing Cancel then would.
+    struct Source2 {
+        inner: MemSource,
+        opens: AtomicU64,
+        cancel: CancelToken,
+    }
+    struct CancelOnRead(Box<dyn Read + Send>, CancelToken);
+    impl Read for CancelOnRead {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1.cancel();
+            self.0.read(buf)
+        }
+    }
+    impl Source for Source2 {
+        fn open(&self) -> io::Result<Opened> {
+            let opened = self.inner.open()?;
+            if self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return Ok(opened);
+            }
+            Ok(Opened {
+                reader: Box::new(CancelOnRead(opened.reader, self.cancel.clone())),
+                consumed: opened.consumed,
+            })
+        }
+        fn size(&self) -> ImageSize {
+            self.inner.size()
+        }
+        fn file_size(&self) -> u64 {
+            self.inner.file_size()
+        }
+    }
+    let cancel = CancelToken::new();
+    let job_cancel = cancel.clone();
+    let (error, log, opens) = within_a_minute(move || {
+        let source = Source2 {
+            inner: MemSource {
+                data: pattern(40 * MIB),
+                fail_after: None,
+            },
+            opens: AtomicU64::new(0),
+            cancel: job_cancel.clone(),
+        };
+        let (mut device, log) = MemDevice::new(64 * MIB);
+        device.corrupt_at = vec![36 * MIB as u64];
+        let error = crate::write(
+            &source,
+            &mut [&mut device],
+            WriteOptions::default(),
+            &no_progress,
+            &job_cancel,
+        );
+        (error.map(|_| ()), log, source.opens.into_inner())
+    });
+    assert!(matches!(error, Err(WriteError::Cancelled)), "{error:?}");
+    assert!(cancel.is_cancelled());
+    assert_eq!(opens, 2, "the image was not decoded again to find the byte");
+    assert!(log.lock().unwrap().data[..MIB].iter().all(|&b| b == 0));
+}
+
 #[test]
 fn corruption_in_the_first_mib_is_caught_too() {
     let source = MemSource {
@@ -224,7 +373,7 @@ fn corruption_in_the_first_mib_is_caught_too() {
         fail_after: None,
     };
     let (mut device, _log) = MemDevice::new(4 * MIB);
-    device.corrupt_at = Some(510);
+    device.corrupt_at = vec![510];
     let report = write_one(&source, &mut device, &CancelToken::new()).unwrap();
     assert!(matches!(
         report.devices[0].result,
@@ -319,7 +468,7 @@ fn without_verification_nothing_is_read_and_the_report_says_unverified() {
         fail_after: None,
     };
     let (mut device, _) = MemDevice::new(4 * MIB);
-    device.corrupt_at = Some(2 * MIB as u64);
+    device.corrupt_at = vec![2 * MIB as u64];
     let options = WriteOptions {
         verify: false,
         sha256: false,
