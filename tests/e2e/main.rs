@@ -13,4 +13,5 @@ mod drives;
 mod hash;
 mod privacy;
 mod support;
+mod verification;
 mod write;

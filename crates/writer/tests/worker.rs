@@ -458,6 +458,43 @@ fn several_drives_at_once_one_bad() {
     }
 }
 
+#[test]
+fn a_drive_whose_read_back_differs_fails_with_its_offset_while_the_others_verify() {
+    use graver_testkit::FaultyDrive;
+    use graver_writer::ErrorKind;
+    let Some(_root) = root_only() else { return };
+    if let Err(why) = FaultyDrive::supported() {
+        eprintln!("skipped: a faulty drive {why}");
+        return;
+    }
+    let dir = scratch();
+    // Long enough that the read-back is still under way when the difference shows.
+    let len = 40 * MIB + 77;
+    let image = make_image(dir.path(), "image.img", 5, len, len);
+    for bad_at in [MIB + 1, 17 * MIB + 4096, len - 1] {
+        let bad = FaultyDrive::builder(48 * MIB).corrupt_reads(bad_at..bad_at + 1).build();
+        let good = Loop::new(48 * MIB);
+        let targets = [bad.dev(), good.dev.as_path()];
+        let events = run_job(subprocess(), write_job(&image, &targets));
+        let outcomes = outcomes(&events);
+        match &outcomes[0].1 {
+            Outcome::Failed { kind, message } => {
+                assert_eq!(*kind, ErrorKind::Mismatch, "{message}");
+                assert!(
+                    message.contains(&format!("differs from the image at byte {bad_at}")),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a verification failure at {bad_at}, got {other:?}"),
+        }
+        assert_holds_image(&outcomes[1].1, &good, &image);
+        assert!(
+            bad.stored(0, 1 << 20) != read_prefix(&image, MIB),
+            "the drive that failed verification got the image's first MiB"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 4. Refusals
 // ---------------------------------------------------------------------------

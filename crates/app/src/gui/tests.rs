@@ -340,6 +340,53 @@ fn cancelling_mid_write_asks_once_and_leaves_the_first_mib_unwritten() {
     );
 }
 
+#[test]
+#[cfg(target_os = "linux")]
+fn a_drive_whose_read_back_differs_shows_the_byte_and_what_to_do_and_the_window_goes_on() {
+    use graver_testkit::FaultyDrive;
+    if !is_root() {
+        eprintln!("skipped: needs root for loop devices and FUSE");
+        return;
+    }
+    if let Err(why) = FaultyDrive::supported() {
+        eprintln!("skipped: a faulty drive {why}");
+        return;
+    }
+    // 24 MiB of image: the read-back still has chunks to come when it meets the
+    // inverted bytes at 6 MiB + 5, the case that used to hang the write for ever.
+    let image = image_file("bad-cell.img", 24 << 20);
+    let bad = (6 << 20) + 5;
+    let target = FaultyDrive::builder(32 << 20).corrupt_reads(bad..bad + 64).build();
+    let mut harness = harness(app_with(Some(image), Launch::InProcess, Vec::new()));
+    harness.state_mut().settings.eject = false;
+    choose_image(&mut harness);
+    pick_loop_device(&mut harness, target.dev());
+    click(&mut harness, "Write");
+    harness.get_by_label("Erase and write").click();
+    step_until(&mut harness, "the result", |h| {
+        has_label(h, "Not every drive was written")
+    });
+    assert!(
+        has_label(
+            &harness,
+            &format!("verification failed: the drive differs from the image at byte {bad}")
+        ),
+        "the failure names the byte"
+    );
+    assert!(
+        has_label(&harness, "may be failing, or fake"),
+        "the window says what to do next"
+    );
+    assert!(
+        !target.stored(0, 1 << 20).iter().any(|&b| b != 0),
+        "a drive that failed verification must not get the image's first MiB"
+    );
+    // Still responsive: back to the choice, with the image kept, ready for another drive.
+    click(&mut harness, "Flash another drive");
+    assert!(has_label(&harness, "bad-cell.img"));
+    assert!(!has_label(&harness, "Not every drive was written"));
+}
+
 fn snapshot_options() -> SnapshotOptions {
     SnapshotOptions::default().output_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"))
 }
