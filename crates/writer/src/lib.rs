@@ -15,8 +15,10 @@
 //!    is held back in memory.
 //! 3. With verification on, the device is read back (direct I/O, so not from
 //!    the page cache) and each 1 MiB region is compared with the xxh3 digest
-//!    the hasher took of the bytes that were written. On a mismatch the image
-//!    is streamed once more to name the exact first differing byte.
+//!    the hasher took of the bytes that were written. On a mismatch that drive's
+//!    job ends at once: the read-back stops, and the image is read once more
+//!    (opened right at that MiB when it is raw, decoded up to it otherwise) to
+//!    name the exact first differing byte.
 //! 4. Only then is the first MiB written, synced and verified, and the device
 //!    finished (partition table re-read, or a file cut to length).
 //!
