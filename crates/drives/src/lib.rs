@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 mod classify;
 mod drive;
+mod plan;
 mod target;
 mod watcher;
 

@@ -162,6 +162,11 @@ pub(crate) fn reread_partitions(file: &File) {
     let _ = ioctl(file, IOCTL_DISK_UPDATE_PROPERTIES, &[], &mut []);
 }
 
+/// Every step is `FlushFileBuffers`: Windows needs no other (see [`crate::plan::sync_steps`]).
+pub(crate) fn sync_step(file: &File, _step: crate::plan::SyncStep) -> io::Result<()> {
+    file.sync_data()
+}
+
 pub(crate) fn fingerprint() -> u64 {
     // SAFETY: GetLogicalDrives takes no arguments and only returns a bitmask.
     let letters = unsafe { GetLogicalDrives() };
