@@ -380,7 +380,8 @@ fn compare_finds_the_first_differing_byte() {
 #[test]
 fn a_padded_transfer_stops_at_the_end_of_the_device() {
     use crate::engine::on_device;
-    let capacity = Some(48 * MIB as u64 + 512);
+    let end = 48 * MIB as u64 + 512;
+    let capacity = Some(end);
     let last = 48 * MIB as u64;
     // The image's last 100 bytes sit in the device's last 512-byte sector.
     assert_eq!(on_device(capacity, last, BLOCK), 512);
@@ -392,5 +393,5 @@ fn a_padded_transfer_stops_at_the_end_of_the_device() {
     // A whole-block device and a file (no capacity) are never cut.
     assert_eq!(on_device(Some(16 * MIB as u64), 15 * MIB as u64, MIB), MIB);
     assert_eq!(on_device(None, u64::MAX - 1, 4 * MIB), 4 * MIB);
-    assert_eq!(on_device(capacity, capacity.unwrap() + 4096, BLOCK), 0);
+    assert_eq!(on_device(capacity, end + 4096, BLOCK), 0);
 }
