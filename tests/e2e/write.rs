@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::support::{
-    IMAGE_LEN, Loop, MIB, assert_cmp, fixture, graver, require_root, result_targets, run, run_with_stdin, scratch,
-    sha256_switch, write_to,
+    IMAGE_LEN, Loop, MIB, Rng, assert_cmp, check, fixture, graver, require_root, result_targets, run, run_with_stdin,
+    scratch, sha256_switch, tool, write_to,
 };
 
 /// Writes `ext` with `--json`, then checks the device byte for byte and the reported digest.
@@ -109,6 +109,36 @@ fn verify_finds_a_changed_byte() {
         result.to_string().contains("5242887"),
         "the result does not name the offset\n{out}"
     );
+}
+
+/// A card whose capacity is whole 512-byte sectors but not whole 4096-byte blocks,
+/// written with an image of exactly its size (a dump of the same card): the last
+/// block is padded to 4096 bytes in memory but must stop at the end of the device.
+#[test]
+fn writes_an_image_as_large_as_a_device_that_is_not_whole_4096_byte_blocks() {
+    require_root!();
+    let capacity = 48 * MIB + 512;
+    let dir = scratch();
+    let raw = dir.path().join("card-dump.img");
+    // Random head and tail around zeros: the xz copy is quick to make, and the last
+    // sector holds data that a short or misplaced last write would lose.
+    let mut bytes = Rng::new(48).bytes(usize::try_from(capacity).expect("fits"));
+    bytes[usize::try_from(MIB).expect("fits")..usize::try_from(capacity - 64 * 1024).expect("fits")].fill(0);
+    std::fs::write(&raw, &bytes).expect("write the image");
+    check(tool("xz").args(["-k", "-0", "-T1"]).arg(&raw));
+    let xz = dir.path().join("card-dump.img.xz");
+
+    for image in [&raw, &xz] {
+        let device = Loop::new(capacity);
+        let out = run(write_to(image, &device.dev).args(["--yes", "--json"]));
+        out.expect_code(0);
+        let result = out.result();
+        assert_eq!(result["image_len"], capacity, "{out}");
+        let devices = result_targets(&result);
+        assert_eq!(devices[0]["verified"], true, "{out}");
+        assert_cmp(&raw, &device.dev, capacity);
+        run(graver().arg("verify").arg(image).arg("--against").arg(&device.dev)).expect_code(0);
+    }
 }
 
 #[test]

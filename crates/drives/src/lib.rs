@@ -27,10 +27,12 @@
 //!   open while a partition is mounted. The capacity comes from `BLKGETSIZE64`,
 //!   the logical block size from `BLKSSZGET`, and [`Target::finish`] asks the
 //!   kernel to re-read the partition table (`BLKRRPART`).
-//! - macOS: the raw node `/dev/rdiskN` with `F_NOCACHE`, after `diskutil unmountDisk`.
+//! - macOS: the raw node `/dev/rdiskN` with `F_NOCACHE`, after `diskutil unmountDisk
+//!   force` on the disk and on every APFS container stored on it; [`Target::sync`]
+//!   uses `fsync` and `DKIOCSYNCHRONIZECACHE`, since a raw node rejects `F_FULLFSYNC`.
 //! - Windows: `\\.\PhysicalDriveN` with `FILE_FLAG_NO_BUFFERING |
-//!   FILE_FLAG_WRITE_THROUGH`, after every volume on it is locked and dismounted;
-//!   the locks are held by the [`Target`] until it is dropped.
+//!   FILE_FLAG_WRITE_THROUGH`, shared for reading only, after every volume on it is
+//!   locked and dismounted; the locks are held by the [`Target`] until it is dropped.
 //! - A regular file is created fresh. An existing file is never truncated
 //!   unless the caller asked for it with [`Access::Write`]`{ overwrite_file: true }`.
 //!
@@ -43,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 mod classify;
 mod drive;
+mod plan;
 mod target;
 mod watcher;
 

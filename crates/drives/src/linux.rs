@@ -569,6 +569,11 @@ pub(crate) fn reread_partitions(file: &File) {
     let _ = unsafe { libc::ioctl(file.as_raw_fd(), BLKRRPART, 0) };
 }
 
+/// Every step is `fdatasync`: Linux needs no other (see [`crate::plan::sync_steps`]).
+pub(crate) fn sync_step(file: &File, _step: crate::plan::SyncStep) -> io::Result<()> {
+    file.sync_data()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

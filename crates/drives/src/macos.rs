@@ -15,14 +15,19 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::macos_parse::{self, DiskInfo, ListedDisk};
+use crate::plan::{self, SyncStep, darwin};
 use crate::{Drive, DriveError, Ejected, Target, io_error, size_by_seek};
 
 /// By full path: the worker runs with administrator rights and must not pick up another `diskutil` from `PATH`.
 const DISKUTIL: &str = "/usr/sbin/diskutil";
 
-// From <sys/disk.h>: _IOR('d', 24, uint32_t) and _IOR('d', 25, uint64_t).
+// From <sys/disk.h>: _IOR('d', 24, uint32_t), _IOR('d', 25, uint64_t) and _IO('d', 22).
 const DKIOCGETBLOCKSIZE: libc::c_ulong = 0x4004_6418;
 const DKIOCGETBLOCKCOUNT: libc::c_ulong = 0x4008_6419;
+const DKIOCSYNCHRONIZECACHE: libc::c_ulong = 0x2000_6416;
+
+// The pure decisions name macOS's errno values without the C library; they must agree.
+const _: () = assert!(darwin::ENOTTY == libc::ENOTTY && darwin::ENOTSUP == libc::ENOTSUP);
 
 /// Runs `diskutil` with `args`; its standard output on success, else what it said went wrong.
 fn diskutil(args: &[&str]) -> Result<Vec<u8>, String> {
@@ -113,26 +118,41 @@ fn disk_node(drive: &Drive) -> String {
     format!("/dev/{}", drive.name)
 }
 
-/// Unmounts every volume of the drive (and of APFS containers stored on it), then opens its raw node.
+/// Unmounts every volume of the drive and of the APFS containers stored on it,
+/// then opens its raw node.
+///
+/// The unmounts are forced: Spotlight starts indexing a freshly inserted stick
+/// and a plain `unmountDisk` then fails as busy (Raspberry Pi Imager #270; Etcher
+/// and Raspberry Pi Imager both force it). The raw node is opened again while it
+/// is busy, because Disk Arbitration may still be letting go of it.
 pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
-    let node = disk_node(drive);
-    diskutil(&["unmountDisk", &node]).map_err(|message| {
-        diskutil_error(
-            &drive.path,
-            format!(
-                "cannot unmount {}: {message}; close the programs using it (Finder windows, terminals, \
-                 backups) and try again",
-                drive.name
-            ),
-        )
-    })?;
-    open_device(&drive.path, true)
+    let disks = listed_disks()?;
+    for disk in macos_parse::unmount_order(&drive.name, &disks) {
+        let node = format!("/dev/{disk}");
+        diskutil(&["unmountDisk", "force", &node]).map_err(|message| {
+            diskutil_error(
+                &drive.path,
+                format!(
+                    "cannot unmount {disk}: {message}; close the programs using it (Finder windows, terminals, \
+                     backups) and try again"
+                ),
+            )
+        })?;
+    }
+    plan::retry(
+        &plan::BUSY_DISK.delays(),
+        || open_device(&drive.path, true),
+        |e| matches!(e, DriveError::Busy(_)),
+    )
 }
 
-/// Ejects a written drive with `diskutil eject`.
+/// Ejects a written drive with `diskutil eject`, once Disk Arbitration has had a
+/// moment to notice the new partition table (an eject racing its probe and
+/// remount fails as busy), and again while it fails.
 pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
     let node = disk_node(drive);
-    diskutil(&["eject", &node])
+    std::thread::sleep(plan::DISK_ARBITRATION_SETTLE);
+    plan::retry(&plan::EJECT.delays(), || diskutil(&["eject", &node]), |_| true)
         .map(|_| Ejected::Ejected)
         .map_err(|message| diskutil_error(&drive.path, format!("cannot eject {}: {message}", drive.name)))
 }
@@ -163,6 +183,22 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
         .map_err(|e| io_error(path, e))?;
     let block_size = usize::try_from(block_size).unwrap_or(crate::MIN_BLOCK_SIZE);
     Ok(Target::device(file, path, capacity, block_size))
+}
+
+/// Runs one step of [`crate::plan::sync_steps`].
+pub(crate) fn sync_step(file: &File, step: SyncStep) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    let rc = match step {
+        SyncStep::DataSync => return file.sync_data(),
+        // SAFETY: the descriptor is open for the call's duration.
+        SyncStep::Fsync => unsafe { libc::fsync(fd) },
+        // SAFETY: DKIOCSYNCHRONIZECACHE takes no argument; the descriptor is open for the call's duration.
+        SyncStep::SynchronizeCache => unsafe { libc::ioctl(fd, DKIOCSYNCHRONIZECACHE) },
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Nothing to do: once the raw node is closed, DiskArbitration notices the new

@@ -296,6 +296,20 @@ pub(crate) fn stores_of<'a>(disk: &'a ListedDisk) -> impl Iterator<Item = (Strin
         .filter(move |(whole, _)| *whole != disk.name)
 }
 
+/// The whole disks to unmount before `disk` is written, in order: every APFS
+/// container stored on it, then the disk itself. A container is a synthesized
+/// disk of its own, and `diskutil unmountDisk` on the physical disk leaves its
+/// volumes mounted (Etcher #4490).
+pub(crate) fn unmount_order(disk: &str, disks: &[ListedDisk]) -> Vec<String> {
+    let mut order: Vec<String> = disks
+        .iter()
+        .filter(|container| stores_of(container).any(|(whole, _)| whole == disk))
+        .map(|container| container.name.clone())
+        .collect();
+    order.push(disk.to_owned());
+    order
+}
+
 /// Every system whole disk with the reason, shown in [`Drive::system`].
 ///
 /// A disk is a system disk when it holds the running macOS (`root_device`,
@@ -685,5 +699,26 @@ mod tests {
         assert_eq!(whole_disk_of("disk4").as_deref(), Some("disk4"));
         assert_eq!(whole_disk_of("devfs"), None);
         assert_eq!(whole_disk_of("diskette"), None);
+    }
+
+    #[test]
+    fn macos_apfs_containers_are_unmounted_before_their_disk() {
+        let mut disks = parse_list(LIST).unwrap();
+        // The internal disk holds three containers; a plain stick holds none.
+        assert_eq!(unmount_order("disk0", &disks), ["disk1", "disk2", "disk3", "disk0"]);
+        assert_eq!(unmount_order("disk4", &disks), ["disk4"]);
+        // An APFS-formatted stick: its container disk9 is stored on disk4's only partition.
+        disks.push(ListedDisk {
+            name: "disk9".into(),
+            size: 16_000_000_000,
+            content: Some("EF57347C-0000-11AA-AA11-00306543ECAC".into()),
+            os_internal: false,
+            mount_point: None,
+            volumes: Vec::new(),
+            physical_stores: vec!["disk4s1".into()],
+        });
+        assert_eq!(unmount_order("disk4", &disks), ["disk9", "disk4"]);
+        // The container itself has no container on it.
+        assert_eq!(unmount_order("disk9", &disks), ["disk9"]);
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::plan::{self, Os};
 use crate::{MIN_BLOCK_SIZE, io_error};
 
 /// What a [`Target`] is on disk.
@@ -93,6 +94,8 @@ pub struct Target {
     kind: TargetKind,
     capacity: Option<u64>,
     block_size: usize,
+    /// The drive is ejected right after [`Target::finish`].
+    ejecting: bool,
     /// Whatever must stay alive while the target is written (volume locks on Windows).
     _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -118,6 +121,7 @@ impl Target {
             kind: TargetKind::BlockDevice,
             capacity: Some(capacity),
             block_size: block_size.max(MIN_BLOCK_SIZE).next_power_of_two(),
+            ejecting: false,
             _guard: None,
         }
     }
@@ -154,8 +158,31 @@ impl Target {
         self.block_size
     }
 
+    /// Says whether the drive will be ejected right after [`Target::finish`]. Windows
+    /// then leaves the new partitions unmounted, so it writes nothing into them.
+    pub fn set_ejecting(&mut self, ejecting: bool) {
+        self.ejecting = ejecting;
+    }
+
+    /// Makes everything written so far durable, with the calls this OS and kind
+    /// of target need (on macOS a raw disk refuses the `F_FULLFSYNC` that
+    /// [`File::sync_data`] sends, so it gets `fsync` and a cache flush instead).
+    ///
+    /// # Errors
+    /// Whatever the OS reports, except a flush the device does not support.
+    pub fn sync(&self) -> io::Result<()> {
+        for &step in plan::sync_steps(Os::CURRENT, self.kind) {
+            match crate::os::sync_step(&self.file, step) {
+                Err(e) if plan::sync_error_is_harmless(Os::CURRENT, step, e.raw_os_error()) => {}
+                outcome => outcome?,
+            }
+        }
+        Ok(())
+    }
+
     /// Ends a write: a file is cut to `image_len` (the engine pads the last block),
-    /// a device has its partition table re-read so the new partitions appear.
+    /// a device has its partition table re-read so the new partitions appear
+    /// (on Windows not when the drive is ejected next, see [`Target::set_ejecting`]).
     ///
     /// # Errors
     /// When truncating the file fails. A failed re-read of the partition table
@@ -169,7 +196,9 @@ impl Target {
                 .and_then(|()| self.file.sync_all())
                 .map_err(|e| io_error(&self.path, e)),
             TargetKind::BlockDevice => {
-                crate::os::reread_partitions(&self.file);
+                if plan::reread_on_finish(Os::CURRENT, self.ejecting) {
+                    crate::os::reread_partitions(&self.file);
+                }
                 Ok(())
             }
         }
@@ -250,6 +279,7 @@ fn file_target(file: File, path: &Path, capacity: Option<u64>) -> Target {
         kind: TargetKind::File,
         capacity,
         block_size: MIN_BLOCK_SIZE,
+        ejecting: false,
         _guard: None,
     }
 }

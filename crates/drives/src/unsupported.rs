@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use crate::plan::SyncStep;
 use crate::{Drive, DriveError, Ejected, Target};
 
 pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
@@ -26,6 +27,10 @@ pub(crate) fn open_device(path: &Path, _write: bool) -> Result<Target, DriveErro
 }
 
 pub(crate) fn reread_partitions(_file: &File) {}
+
+pub(crate) fn sync_step(file: &File, _step: SyncStep) -> std::io::Result<()> {
+    file.sync_data()
+}
 
 pub(crate) fn fingerprint() -> u64 {
     0

@@ -3,44 +3,73 @@
 //! Listing needs no administrator rights: every query here is one Windows
 //! allows on a handle opened with no access at all. Writing does: `prepare`
 //! locks and dismounts every volume on the disk (keeping the locks until the
-//! [`Target`] is dropped, so Windows cannot mount them again mid-write),
-//! deletes the drive layout, and opens the disk unbuffered and write-through.
-//! The decisions (parsing, mapping volumes to disks, error mapping) are in
-//! `windows_map`, where they are unit-tested on every OS.
+//! [`Target`] is dropped, so Windows cannot mount them again mid-write) and
+//! takes the drive letters of a removable disk's volumes away, opens the disk
+//! unbuffered, write-through and for exclusive writing, deletes the drive
+//! layout (or zeroes both ends of the disk when that fails), then locks the
+//! volume Windows may make of the now empty disk too. `finish` re-reads the
+//! partition table unless the drive is ejected next; `eject` locks and
+//! dismounts the new volumes before it ejects. The decisions (parsing, mapping
+//! volumes to disks, which volumes to lock, which errors to retry or forgive,
+//! which disks are system disks, error mapping) are in `windows_map` and
+//! `plan`, where they are unit-tested on every OS.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::windows::ffi::OsStrExt;
-use std::os::windows::fs::OpenOptionsExt;
+use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::os::windows::io::AsRawHandle;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{INVALID_HANDLE_VALUE, MAX_PATH};
+use windows_sys::Win32::Foundation::{
+    ERROR_FILE_NOT_FOUND, ERROR_INVALID_FUNCTION, ERROR_NOT_FOUND, ERROR_SUCCESS, INVALID_HANDLE_VALUE, MAX_PATH,
+};
 use windows_sys::Win32::Storage::FileSystem::{
-    FILE_FLAG_NO_BUFFERING, FILE_FLAG_WRITE_THROUGH, FILE_SHARE_READ, FILE_SHARE_WRITE, FindFirstVolumeW,
-    FindNextVolumeW, FindVolumeClose, GetLogicalDrives, GetVolumeNameForVolumeMountPointW, GetVolumePathNameW,
-    GetVolumePathNamesForVolumeNameW, IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS,
+    DeleteVolumeMountPointW, FILE_FLAG_NO_BUFFERING, FILE_FLAG_WRITE_THROUGH, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    FindFirstVolumeW, FindNextVolumeW, FindVolumeClose, GetLogicalDrives, GetVolumeNameForVolumeMountPointW,
+    GetVolumePathNameW, GetVolumePathNamesForVolumeNameW, IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS, QueryDosDeviceW,
 };
 use windows_sys::Win32::System::IO::DeviceIoControl;
 use windows_sys::Win32::System::Ioctl::{
     FSCTL_DISMOUNT_VOLUME, FSCTL_LOCK_VOLUME, IOCTL_DISK_DELETE_DRIVE_LAYOUT, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX,
     IOCTL_DISK_GET_LENGTH_INFO, IOCTL_DISK_IS_WRITABLE, IOCTL_DISK_UPDATE_PROPERTIES, IOCTL_STORAGE_EJECT_MEDIA,
-    IOCTL_STORAGE_QUERY_PROPERTY,
+    IOCTL_STORAGE_MEDIA_REMOVAL, IOCTL_STORAGE_QUERY_PROPERTY,
 };
+use windows_sys::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RRF_RT_REG_MULTI_SZ, RRF_RT_REG_SZ, RegGetValueW};
 use windows_sys::Win32::System::SystemInformation::GetWindowsDirectoryW;
 
-use crate::windows_map::{self, DescriptorInfo, ERROR_MORE_DATA, ERROR_WRITE_PROTECT, SystemHolder, Volume};
+use crate::plan;
+use crate::windows_map::{
+    self, DescriptorInfo, ERROR_MORE_DATA, ERROR_WRITE_PROTECT, FailedDeletion, SystemHolder, SystemPart, Volume,
+};
 use crate::{Bus, Drive, DriveError, Ejected, Target, io_error, size_by_seek};
+
+// The pure half names these without windows-sys; they must agree.
+const _: () = assert!(
+    windows_map::SHARE_READ == FILE_SHARE_READ
+        && windows_map::SHARE_WRITE == FILE_SHARE_WRITE
+        && windows_map::ERROR_INVALID_FUNCTION as u32 == ERROR_INVALID_FUNCTION
+        && windows_map::ERROR_FILE_NOT_FOUND as u32 == ERROR_FILE_NOT_FOUND
+        && windows_map::ERROR_NOT_FOUND as u32 == ERROR_NOT_FOUND
+);
 
 /// How many `PhysicalDriveN` numbers `list` tries; numbers have gaps after a drive is unplugged.
 const MAX_DISKS: u32 = 64;
 /// How many the watcher's fingerprint looks at on every tick.
 const FINGERPRINT_DISKS: u32 = 32;
-/// How often and how long `prepare` tries to lock a volume that Explorer or an indexer still touches.
-const LOCK_TRIES: u32 = 20;
-const LOCK_RETRY: Duration = Duration::from_millis(100);
+/// How long Windows gets to bring up the volume of an emptied disk where it cannot say when it is done.
+const VOLUMES_SETTLE: Duration = Duration::from_millis(500);
+/// Where the registry lists the page files in use (`ExistingPageFiles`).
+const MEMORY_MANAGEMENT: &str = r"SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management";
+/// Where the registry names the partition Windows booted from (`SystemPartition`).
+const SETUP: &str = r"SYSTEM\Setup";
+
+/// A block of zeros aligned for unbuffered writes of any sector size up to 4096.
+#[repr(C, align(4096))]
+struct ZeroBlock([u8; 4096]);
+static ZEROS: ZeroBlock = ZeroBlock([0; 4096]);
 
 pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
     let volumes = volumes();
@@ -96,27 +125,91 @@ pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
     })?;
     check_still_the_listed_drive(drive)?;
     let mut locks = Vec::new();
-    for volume in volumes()
-        .iter()
-        .filter(|v| windows_map::disks_in(&v.extents).contains(&disk))
-    {
-        locks.push(lock_and_dismount(volume)?);
+    for volume in windows_map::volumes_to_lock(&volumes(), disk, &[]) {
+        locks.push(lock_and_dismount(volume, drive.removable)?);
     }
     let target = open_device(&drive.path, true)?;
-    // Without a layout Windows has no partitions to mount again while the image is written.
-    ioctl(target.file(), IOCTL_DISK_DELETE_DRIVE_LAYOUT, &[], &mut []).map_err(|e| io_error(&drive.path, e))?;
-    // Refresh the driver's view of the now empty disk; if this fails the write still proceeds.
-    let _ = ioctl(target.file(), IOCTL_DISK_UPDATE_PROPERTIES, &[], &mut []);
+    clear_layout(&target)?;
+    // Without a layout, Windows drops the old partitions' volumes and shows an empty
+    // removable disk as a volume of its own, which Explorer offers to format (a click
+    // on Format destroys the write: Etcher #2308, #2210). Lock that one too, once
+    // Windows has brought it up. Best effort: the disk is already held exclusively.
+    if ioctl(target.file(), windows_map::IOCTL_DISK_ARE_VOLUMES_READY, &[], &mut []).is_err() {
+        std::thread::sleep(VOLUMES_SETTLE);
+    }
+    let held: Vec<String> = locks.iter().map(|lock| lock.guid_path.clone()).collect();
+    for volume in windows_map::volumes_to_lock(&volumes(), disk, &held) {
+        if let Ok(lock) = lock_and_dismount(volume, drive.removable) {
+            locks.push(lock);
+        }
+    }
     Ok(target.with_guard(locks))
 }
 
+/// Deletes the drive layout so that no old partition is found while the image is
+/// written; when the deletion fails for another reason than a missing table,
+/// zeroes both ends of the disk instead (Rufus clears MBR and GPT itself).
+///
+/// There is deliberately no `IOCTL_DISK_UPDATE_PROPERTIES` here: it makes Explorer
+/// poll the locked volumes' letters and ask for a disk (Raspberry Pi Imager #1665);
+/// the re-read comes after the write, in `finish`.
+fn clear_layout(target: &Target) -> Result<(), DriveError> {
+    let Err(error) = ioctl(target.file(), IOCTL_DISK_DELETE_DRIVE_LAYOUT, &[], &mut []) else {
+        return Ok(());
+    };
+    match windows_map::after_failed_deletion(error.raw_os_error()) {
+        FailedDeletion::NoTable => Ok(()),
+        FailedDeletion::ZeroHeadAndTail => {
+            let capacity = target.capacity().unwrap_or(0);
+            for (offset, len) in windows_map::head_and_tail(capacity) {
+                zero(target.file(), offset, len).map_err(|e| io_error(target.path(), e))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes `len` zero bytes at `offset` in aligned blocks (the last one cut to whole sectors).
+fn zero(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let block = ZEROS.0.len() as u64;
+    let mut done = 0;
+    while done < len {
+        let n = usize::try_from((len - done).min(block)).unwrap_or(ZEROS.0.len());
+        let written = file.seek_write(&ZEROS.0[..n], offset + done)?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        done += written as u64;
+    }
+    Ok(())
+}
+
+/// Ejects the medium the way Raspberry Pi Imager does: every volume on the disk
+/// locked and dismounted first (Windows may have mounted the new partitions),
+/// media removal allowed, then the eject, tried again while the drive is busy.
 pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
+    let disk = windows_map::physical_drive_number(&drive.path);
+    let volumes = volumes();
+    let _locks: Vec<VolumeLock> = disk
+        .map(|disk| windows_map::volumes_to_lock(&volumes, disk, &[]))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|volume| lock_and_dismount(volume, false).ok())
+        .collect();
     let file = OpenOptions::new()
         .read(true)
+        .write(true)
         .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
         .open(&drive.path)
         .map_err(|e| windows_map::open_error(&drive.path, e))?;
-    match ioctl(&file, IOCTL_STORAGE_EJECT_MEDIA, &[], &mut []) {
+    // PREVENT_MEDIA_REMOVAL { PreventMediaRemoval: FALSE }; a drive that never locked its medium refuses it.
+    let _ = ioctl(&file, IOCTL_STORAGE_MEDIA_REMOVAL, &[0], &mut []);
+    let ejected = plan::retry(
+        &plan::EJECT.delays(),
+        || ioctl(&file, IOCTL_STORAGE_EJECT_MEDIA, &[], &mut []),
+        |_| drive.removable,
+    );
+    match ejected {
         Ok(_) => Ok(Ejected::Ejected),
         Err(_) if !drive.removable => Ok(Ejected::NotSupported(
             "Windows cannot eject a fixed disk; use \"Safely Remove Hardware\" before unplugging it".into(),
@@ -125,13 +218,19 @@ pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
     }
 }
 
+/// Opens a disk unbuffered and write-through; for writing, exclusively (others
+/// may only read), tried again for a while when something else still has it.
 pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(write)
-        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
-        .custom_flags(FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH)
-        .open(path)
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .share_mode(windows_map::disk_share_mode(write))
+            .custom_flags(FILE_FLAG_NO_BUFFERING | FILE_FLAG_WRITE_THROUGH)
+            .open(path)
+    };
+    let delays = if write { plan::BUSY_DISK.delays() } else { Vec::new() };
+    let file = plan::retry(&delays, open, |e| windows_map::is_sharing_conflict(e.raw_os_error()))
         .map_err(|e| windows_map::open_error(path, e))?;
     // Opening a write-protected disk for writing succeeds; only the writes would fail.
     if write && is_write_protected(&file) {
@@ -162,6 +261,11 @@ pub(crate) fn reread_partitions(file: &File) {
     let _ = ioctl(file, IOCTL_DISK_UPDATE_PROPERTIES, &[], &mut []);
 }
 
+/// Every step is `FlushFileBuffers`: Windows needs no other (see [`crate::plan::sync_steps`]).
+pub(crate) fn sync_step(file: &File, _step: crate::plan::SyncStep) -> io::Result<()> {
+    file.sync_data()
+}
+
 pub(crate) fn fingerprint() -> u64 {
     // SAFETY: GetLogicalDrives takes no arguments and only returns a bitmask.
     let letters = unsafe { GetLogicalDrives() };
@@ -174,12 +278,19 @@ pub(crate) fn fingerprint() -> u64 {
     windows_map::fingerprint_of(letters, &disks)
 }
 
-/// A locked, dismounted volume; dropping it closes the handle, which releases the lock.
+/// A locked (or at least dismounted) volume; dropping it closes the handle, which releases the lock.
 struct VolumeLock {
+    guid_path: String,
     _handle: File,
 }
 
-fn lock_and_dismount(volume: &Volume) -> Result<VolumeLock, DriveError> {
+/// Locks and dismounts `volume`, and on a removable disk takes its drive letters away.
+///
+/// The lock is tried for about 15 s (Explorer, Defender or the indexer may hold a
+/// fresh stick's volume for a while); when it never succeeds, the volume is
+/// dismounted anyway, which closes everybody else's handles on it, as Raspberry
+/// Pi Imager does. Only a failed dismount of an unlocked volume is "busy".
+fn lock_and_dismount(volume: &Volume, removable: bool) -> Result<VolumeLock, DriveError> {
     let label = PathBuf::from(windows_map::volume_label(volume));
     let handle = OpenOptions::new()
         .read(true)
@@ -187,16 +298,27 @@ fn lock_and_dismount(volume: &Volume) -> Result<VolumeLock, DriveError> {
         .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
         .open(windows_map::volume_device_path(&volume.guid_path))
         .map_err(|e| windows_map::open_error(&label, e))?;
-    let mut tries = 0;
-    while ioctl(&handle, FSCTL_LOCK_VOLUME, &[], &mut []).is_err() {
-        tries += 1;
-        if tries == LOCK_TRIES {
-            return Err(DriveError::Busy(label));
-        }
-        std::thread::sleep(LOCK_RETRY);
+    let locked = plan::retry(
+        &plan::BUSY_VOLUME.delays(),
+        || ioctl(&handle, FSCTL_LOCK_VOLUME, &[], &mut []),
+        |_| true,
+    )
+    .is_ok();
+    match ioctl(&handle, FSCTL_DISMOUNT_VOLUME, &[], &mut []) {
+        Ok(_) => {}
+        Err(_) if !locked => return Err(DriveError::Busy(label)),
+        Err(e) => return Err(io_error(&label, e)),
     }
-    ioctl(&handle, FSCTL_DISMOUNT_VOLUME, &[], &mut []).map_err(|e| io_error(&label, e))?;
-    Ok(VolumeLock { _handle: handle })
+    for mount_point in windows_map::mount_points_to_remove(volume, removable) {
+        let name = wide(OsStr::new(mount_point));
+        // A letter that stays only means Explorer may still poll the volume.
+        // SAFETY: `name` is NUL-terminated and ends in a backslash, as the call requires.
+        let _ = unsafe { DeleteVolumeMountPointW(name.as_ptr()) };
+    }
+    Ok(VolumeLock {
+        guid_path: volume.guid_path.clone(),
+        _handle: handle,
+    })
 }
 
 /// The worker re-lists drives, but a drive swapped for another between listing and
@@ -393,7 +515,9 @@ fn volume_of(path: &Path) -> Option<(String, String)> {
     Some((mount, windows_map::from_wide(&volume)))
 }
 
-/// The disks that hold Windows itself and the running program.
+/// The disks that hold the running system: Windows, the running program, the
+/// user profile, ProgramData and Program Files, the page files, and the partition
+/// Windows boots from (which may be on another disk than Windows itself).
 fn system_holders(volumes: &[Volume]) -> Vec<SystemHolder> {
     let disks_of_guid = |guid: &str| {
         volumes
@@ -406,14 +530,87 @@ fn system_holders(volumes: &[Volume]) -> Vec<SystemHolder> {
     };
     let mut holders = Vec::new();
     if let Some((mount, guid)) = windows_directory().and_then(|dir| volume_of(&dir)) {
-        holders.push(SystemHolder::windows(&mount, disks_of_guid(&guid)));
+        holders.push(SystemHolder::new(&SystemPart::Windows(mount), disks_of_guid(&guid)));
     }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some((_, guid)) = volume_of(&exe)
+    let mut stored: Vec<(SystemPart, PathBuf)> = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        stored.push((SystemPart::RunningProgram(exe.clone()), exe));
+    }
+    for part in windows_map::system_folders(|name| std::env::var(name).ok()) {
+        if let SystemPart::UserProfile(dir) | SystemPart::ProgramFolder(dir) = &part {
+            let dir = dir.clone();
+            stored.push((part, dir));
+        }
+    }
+    let page_files = registry_strings(MEMORY_MANAGEMENT, "ExistingPageFiles").unwrap_or_default();
+    for file in windows_map::page_files(&page_files) {
+        let path = PathBuf::from(&file);
+        stored.push((SystemPart::PageFile(file), path));
+    }
+    for (part, path) in stored {
+        if let Some((_, guid)) = volume_of(&path) {
+            holders.push(SystemHolder::new(&part, disks_of_guid(&guid)));
+        }
+    }
+    if let Some(device) = registry_strings(SETUP, "SystemPartition").and_then(|v| v.into_iter().next())
+        && let Some(volume) = volumes
+            .iter()
+            .find(|v| nt_device_of(&v.guid_path).is_some_and(|d| d.eq_ignore_ascii_case(&device)))
     {
-        holders.push(SystemHolder::running_program(&exe, disks_of_guid(&guid)));
+        let disks = windows_map::disks_in(&volume.extents);
+        holders.push(SystemHolder::new(&SystemPart::BootPartition(device), disks));
     }
     holders
+}
+
+/// A `REG_SZ` or `REG_MULTI_SZ` value under `HKEY_LOCAL_MACHINE\<key>`, as its strings.
+fn registry_strings(key: &str, value: &str) -> Option<Vec<String>> {
+    let key = wide(OsStr::new(key));
+    let value = wide(OsStr::new(value));
+    let flags = RRF_RT_REG_SZ | RRF_RT_REG_MULTI_SZ;
+    let mut bytes = 0u32;
+    // SAFETY: both names are NUL-terminated; a null buffer asks only for the size, written to `bytes`.
+    let status = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            key.as_ptr(),
+            value.as_ptr(),
+            flags,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &raw mut bytes,
+        )
+    };
+    if status != ERROR_SUCCESS {
+        return None;
+    }
+    let mut buf = vec![0u16; usize::try_from(bytes).ok()? / 2 + 1];
+    let mut bytes = u32::try_from(buf.len() * 2).ok()?;
+    // SAFETY: as above; `buf` is valid for `bytes` bytes.
+    let status = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            key.as_ptr(),
+            value.as_ptr(),
+            flags,
+            std::ptr::null_mut(),
+            buf.as_mut_ptr().cast(),
+            &raw mut bytes,
+        )
+    };
+    (status == ERROR_SUCCESS).then(|| windows_map::split_multi_sz(&buf))
+}
+
+/// The NT device name (`\Device\HarddiskVolume3`) of a volume.
+fn nt_device_of(guid_path: &str) -> Option<String> {
+    let name = wide(OsStr::new(windows_map::dos_device_name(guid_path)?));
+    let mut buf = [0u16; 512];
+    let len = u32::try_from(buf.len()).ok()?;
+    // SAFETY: `name` is NUL-terminated; `buf` is valid for `len` units.
+    if unsafe { QueryDosDeviceW(name.as_ptr(), buf.as_mut_ptr(), len) } == 0 {
+        return None;
+    }
+    Some(windows_map::from_wide(&buf))
 }
 
 fn windows_directory() -> Option<PathBuf> {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::{Bus, DriveError, Partition, io_error};
 
 // Win32 error codes (winerror.h) that decide which DriveError an open or ioctl failure becomes.
+pub(crate) const ERROR_INVALID_FUNCTION: i32 = 1;
 pub(crate) const ERROR_FILE_NOT_FOUND: i32 = 2;
 pub(crate) const ERROR_PATH_NOT_FOUND: i32 = 3;
 pub(crate) const ERROR_ACCESS_DENIED: i32 = 5;
@@ -24,6 +25,20 @@ pub(crate) const ERROR_NOT_READY: i32 = 21;
 pub(crate) const ERROR_SHARING_VIOLATION: i32 = 32;
 pub(crate) const ERROR_LOCK_VIOLATION: i32 = 33;
 pub(crate) const ERROR_MORE_DATA: i32 = 234;
+pub(crate) const ERROR_NOT_FOUND: i32 = 1168;
+
+/// `FILE_SHARE_READ` and `FILE_SHARE_WRITE` (winnt.h); `windows.rs` checks them against windows-sys.
+pub(crate) const SHARE_READ: u32 = 1;
+pub(crate) const SHARE_WRITE: u32 = 2;
+
+/// `CTL_CODE` of winioctl.h: the code of a device I/O control.
+pub(crate) const fn ctl_code(device_type: u32, function: u32, method: u32, access: u32) -> u32 {
+    (device_type << 16) | (access << 14) | (function << 2) | method
+}
+
+/// `IOCTL_DISK_ARE_VOLUMES_READY` (Windows 8 and later), which windows-sys lacks:
+/// waits until Windows has finished bringing the disk's volumes up or down.
+pub(crate) const IOCTL_DISK_ARE_VOLUMES_READY: u32 = ctl_code(0x07, 0x0087, 0, 1);
 
 /// `StorageDeviceProperty` and `StorageAccessAlignmentProperty` (winioctl.h `STORAGE_PROPERTY_ID`).
 pub(crate) const STORAGE_DEVICE_PROPERTY: i32 = 0;
@@ -215,6 +230,78 @@ pub(crate) fn disks_in(extents: &[Extent]) -> Vec<u32> {
     disks
 }
 
+/// A part of the running system that makes the disk holding it a system disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SystemPart {
+    /// The Windows directory, on the volume mounted at this mount point (`C:\`).
+    Windows(String),
+    /// The running program.
+    RunningProgram(PathBuf),
+    /// The user's profile folder.
+    UserProfile(PathBuf),
+    /// A folder every program relies on: ProgramData, Program Files.
+    ProgramFolder(PathBuf),
+    /// A page file in use.
+    PageFile(String),
+    /// The partition Windows boots from (the EFI system partition, or "System
+    /// Reserved"), by its NT device name; it may sit on another disk than Windows.
+    BootPartition(String),
+}
+
+impl SystemPart {
+    /// The sentence shown to the user.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Self::Windows(mount) => format!("Windows is installed on {mount}"),
+            Self::RunningProgram(exe) => format!("the running program {} is stored on it", exe.display()),
+            Self::UserProfile(dir) => format!("the user profile {} is stored on it", dir.display()),
+            Self::ProgramFolder(dir) => format!("{} is stored on it", dir.display()),
+            Self::PageFile(file) => format!("the page file {file} is on it"),
+            Self::BootPartition(device) => format!("the partition Windows boots from ({device}) is on it"),
+        }
+    }
+}
+
+/// The folders in the environment that belong to the running system: the user
+/// profile, ProgramData and Program Files (both of them on 64-bit Windows), each once.
+pub(crate) fn system_folders(var: impl Fn(&str) -> Option<String>) -> Vec<SystemPart> {
+    let mut parts: Vec<SystemPart> = Vec::new();
+    let found = |name: &str| var(name).filter(|v| !v.trim().is_empty()).map(PathBuf::from);
+    if let Some(dir) = found("USERPROFILE") {
+        parts.push(SystemPart::UserProfile(dir));
+    }
+    for name in ["ProgramData", "ProgramFiles", "ProgramW6432", "ProgramFiles(x86)"] {
+        let Some(dir) = found(name) else { continue };
+        let part = SystemPart::ProgramFolder(dir);
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    parts
+}
+
+/// The page files of the registry's `ExistingPageFiles` list (`\??\C:\pagefile.sys`)
+/// as Win32 paths (`C:\pagefile.sys`); entries without a drive letter are left out.
+pub(crate) fn page_files(entries: &[String]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|entry| entry.trim())
+        .map(|entry| entry.strip_prefix(r"\??\").unwrap_or(entry))
+        .filter(|path| {
+            let bytes = path.as_bytes();
+            bytes.len() > 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'\\'
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The name `QueryDosDeviceW` takes for a volume: `Volume{GUID}` of `\\?\Volume{GUID}\`.
+pub(crate) fn dos_device_name(guid_path: &str) -> Option<&str> {
+    volume_device_path(guid_path)
+        .strip_prefix(r"\\?\")
+        .filter(|name| name.starts_with("Volume{"))
+}
+
 /// Something of the running system and the disks it is stored on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SystemHolder {
@@ -225,18 +312,10 @@ pub(crate) struct SystemHolder {
 }
 
 impl SystemHolder {
-    /// The disks holding the Windows directory, which lives on the volume mounted at `mount_point`.
-    pub(crate) fn windows(mount_point: &str, disks: Vec<u32>) -> Self {
+    /// `part`, stored on `disks`.
+    pub(crate) fn new(part: &SystemPart, disks: Vec<u32>) -> Self {
         Self {
-            reason: format!("Windows is installed on {mount_point}"),
-            disks,
-        }
-    }
-
-    /// The disks holding the running program.
-    pub(crate) fn running_program(exe: &Path, disks: Vec<u32>) -> Self {
-        Self {
-            reason: format!("the running program {} is stored on it", exe.display()),
+            reason: part.reason(),
             disks,
         }
     }
@@ -251,6 +330,79 @@ pub(crate) fn system_reason(disk: u32, holders: &[SystemHolder]) -> Option<Strin
         }
     }
     (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// The volumes of `disk` that still need locking: every volume with an extent on
+/// it whose GUID path is not among `held`. Run again after the layout is deleted,
+/// because Windows then shows an empty removable disk as a new volume of its own
+/// (and Explorer offers to format it: Etcher #2308).
+pub(crate) fn volumes_to_lock<'a>(volumes: &'a [Volume], disk: u32, held: &[String]) -> Vec<&'a Volume> {
+    volumes
+        .iter()
+        .filter(|v| v.extents.iter().any(|e| e.disk == disk))
+        .filter(|v| !held.iter().any(|h| h.eq_ignore_ascii_case(&v.guid_path)))
+        .collect()
+}
+
+/// The mount points to remove from a locked volume. On a removable disk, all:
+/// a volume without a drive letter is one Explorer does not poll, so it cannot
+/// ask to format the half-written disk, and Windows gives removable media a
+/// letter again when they arrive. On a fixed disk, none: the Mount Manager keeps
+/// that binding, and removing it would leave the disk without its letter for
+/// good (Raspberry Pi Imager #1665); the held lock keeps it unmounted instead.
+pub(crate) fn mount_points_to_remove(volume: &Volume, removable: bool) -> &[String] {
+    if removable { &volume.mount_points } else { &[] }
+}
+
+/// Whether opening or locking failed only because something else has the disk
+/// or volume open right now, so trying again later may succeed.
+pub(crate) fn is_sharing_conflict(code: Option<i32>) -> bool {
+    matches!(code, Some(ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION))
+}
+
+/// The share mode for opening a disk: while writing, others may only read (Rufus
+/// and Raspberry Pi Imager hold the disk this way, so Windows cannot mount a
+/// partition mid-write); while reading it back, anyone may share it.
+pub(crate) fn disk_share_mode(write: bool) -> u32 {
+    if write { SHARE_READ } else { SHARE_READ | SHARE_WRITE }
+}
+
+/// What to do when `IOCTL_DISK_DELETE_DRIVE_LAYOUT` fails with `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailedDeletion {
+    /// "Invalid function" or "not found": the disk has no partition table to delete
+    /// (Raspberry Pi Imager reads these two the same way).
+    NoTable,
+    /// Anything else: zero the table's places at both ends of the disk ourselves,
+    /// as Rufus does, so no old partition is found while the image is written.
+    ZeroHeadAndTail,
+}
+
+/// How to answer a failed layout deletion (its Win32 error code).
+pub(crate) fn after_failed_deletion(code: Option<i32>) -> FailedDeletion {
+    match code {
+        Some(ERROR_INVALID_FUNCTION | ERROR_FILE_NOT_FOUND | ERROR_NOT_FOUND) => FailedDeletion::NoTable,
+        _ => FailedDeletion::ZeroHeadAndTail,
+    }
+}
+
+/// How much is zeroed at each end of a disk whose layout could not be deleted:
+/// the MBR, a GPT header with its partition entries (the backup ones sit at the
+/// end) and the boot sector of a partitionless FAT or NTFS stick, whatever the
+/// sector size.
+pub(crate) const CLEARED_AT_EACH_END: u64 = 1 << 20;
+
+/// The `(offset, length)` ranges to zero on a disk of `capacity` bytes: its first
+/// and last [`CLEARED_AT_EACH_END`] bytes, one range when they meet. Both stay
+/// whole sectors, since `capacity` is.
+pub(crate) fn head_and_tail(capacity: u64) -> Vec<(u64, u64)> {
+    if capacity <= 2 * CLEARED_AT_EACH_END {
+        return vec![(0, capacity)];
+    }
+    vec![
+        (0, CLEARED_AT_EACH_END),
+        (capacity - CLEARED_AT_EACH_END, CLEARED_AT_EACH_END),
+    ]
 }
 
 /// `\\.\PhysicalDriveN`, the path the engine opens.
@@ -595,9 +747,12 @@ mod tests {
     #[test]
     fn the_system_disk_says_why() {
         let holders = [
-            SystemHolder::windows("C:\\", vec![0]),
-            SystemHolder::running_program(Path::new(r"D:\tools\graver.exe"), vec![1]),
-            SystemHolder::windows("C:\\", vec![0]),
+            SystemHolder::new(&SystemPart::Windows("C:\\".into()), vec![0]),
+            SystemHolder::new(
+                &SystemPart::RunningProgram(PathBuf::from(r"D:\tools\graver.exe")),
+                vec![1],
+            ),
+            SystemHolder::new(&SystemPart::Windows("C:\\".into()), vec![0]),
         ];
         assert_eq!(
             system_reason(0, &holders).as_deref(),
@@ -610,13 +765,159 @@ mod tests {
         assert_eq!(system_reason(2, &holders), None);
 
         let both = [
-            SystemHolder::windows("C:\\", vec![0]),
-            SystemHolder::running_program(Path::new(r"C:\graver.exe"), vec![0]),
+            SystemHolder::new(&SystemPart::Windows("C:\\".into()), vec![0]),
+            SystemHolder::new(&SystemPart::RunningProgram(PathBuf::from(r"C:\graver.exe")), vec![0]),
         ];
         assert_eq!(
             system_reason(0, &both).as_deref(),
             Some(r"Windows is installed on C:\; the running program C:\graver.exe is stored on it")
         );
+    }
+
+    #[test]
+    fn profiles_program_folders_page_files_and_the_boot_partition_make_system_disks() {
+        // Windows on disk 0, booted from an EFI partition on disk 1, the profile moved
+        // to disk 2, a page file on disk 3; disk 4 is the stick.
+        let holders = [
+            SystemHolder::new(&SystemPart::Windows("C:\\".into()), vec![0]),
+            SystemHolder::new(&SystemPart::BootPartition(r"\Device\HarddiskVolume1".into()), vec![1]),
+            SystemHolder::new(&SystemPart::UserProfile(PathBuf::from(r"E:\Users\ana")), vec![2]),
+            SystemHolder::new(&SystemPart::ProgramFolder(PathBuf::from(r"E:\ProgramData")), vec![2]),
+            SystemHolder::new(&SystemPart::PageFile(r"F:\pagefile.sys".into()), vec![3]),
+        ];
+        assert_eq!(
+            system_reason(1, &holders).as_deref(),
+            Some(r"the partition Windows boots from (\Device\HarddiskVolume1) is on it")
+        );
+        assert_eq!(
+            system_reason(2, &holders).as_deref(),
+            Some(r"the user profile E:\Users\ana is stored on it; E:\ProgramData is stored on it")
+        );
+        assert_eq!(
+            system_reason(3, &holders).as_deref(),
+            Some(r"the page file F:\pagefile.sys is on it")
+        );
+        assert_eq!(system_reason(4, &holders), None);
+    }
+
+    #[test]
+    fn system_folders_come_from_the_environment_once_each() {
+        let env = |name: &str| {
+            match name {
+                "USERPROFILE" => Some(r"C:\Users\ana"),
+                "ProgramData" => Some(r"C:\ProgramData"),
+                "ProgramFiles" | "ProgramW6432" => Some(r"C:\Program Files"),
+                "ProgramFiles(x86)" => Some(r"D:\Program Files (x86)"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        assert_eq!(
+            system_folders(env),
+            vec![
+                SystemPart::UserProfile(PathBuf::from(r"C:\Users\ana")),
+                SystemPart::ProgramFolder(PathBuf::from(r"C:\ProgramData")),
+                SystemPart::ProgramFolder(PathBuf::from(r"C:\Program Files")),
+                SystemPart::ProgramFolder(PathBuf::from(r"D:\Program Files (x86)")),
+            ]
+        );
+        let sparse = |name: &str| (name == "ProgramData").then(|| "  ".to_owned());
+        assert!(system_folders(sparse).is_empty(), "blank values name no folder");
+    }
+
+    #[test]
+    fn page_files_are_read_from_the_registry_list() {
+        let entries = [
+            r"\??\C:\pagefile.sys".to_owned(),
+            r"\??\D:\swap\pagefile.sys ".to_owned(),
+            r"?:\pagefile.sys".to_owned(),
+            String::new(),
+        ];
+        assert_eq!(page_files(&entries), vec![r"C:\pagefile.sys", r"D:\swap\pagefile.sys"]);
+    }
+
+    #[test]
+    fn volumes_are_named_for_query_dos_device() {
+        assert_eq!(
+            dos_device_name(r"\\?\Volume{1b2c3d4e-0000-0000-0000-100000000000}\"),
+            Some("Volume{1b2c3d4e-0000-0000-0000-100000000000}")
+        );
+        assert_eq!(dos_device_name(r"C:\"), None);
+    }
+
+    #[test]
+    fn every_volume_of_the_disk_is_locked_once() {
+        let volumes = [
+            volume("c", &[(0, 106_954_752, 500_000_000_000)], &["C:\\"]),
+            volume("usb1", &[(2, 1_048_576, 268_435_456)], &["E:\\"]),
+            volume("usb2", &[(2, 269_484_032, 7_000_000_000)], &["F:\\"]),
+            volume("span", &[(3, 1_048_576, 1_000), (2, 9_000_000_000, 500)], &[]),
+        ];
+        let guids = |found: Vec<&Volume>| found.iter().map(|v| v.guid_path.clone()).collect::<Vec<_>>();
+        let first = guids(volumes_to_lock(&volumes, 2, &[]));
+        assert_eq!(
+            first,
+            [r"\\?\Volume{usb1}\", r"\\?\Volume{usb2}\", r"\\?\Volume{span}\"]
+        );
+        // After the layout is deleted only the volume Windows made of the empty disk is new.
+        let after = [
+            volume("usb1", &[(2, 1_048_576, 268_435_456)], &["E:\\"]),
+            volume("raw", &[(2, 0, 8_000_000_000)], &["G:\\"]),
+        ];
+        let held: Vec<String> = first.iter().map(|g| g.to_uppercase()).collect();
+        assert_eq!(guids(volumes_to_lock(&after, 2, &held)), [r"\\?\Volume{raw}\"]);
+        assert!(volumes_to_lock(&volumes, 5, &[]).is_empty());
+    }
+
+    #[test]
+    fn mount_points_go_only_from_removable_disks() {
+        let stick = volume("usb", &[(2, 1_048_576, 1_000)], &["E:\\", "C:\\mnt\\usb\\"]);
+        assert_eq!(mount_points_to_remove(&stick, true), ["E:\\", "C:\\mnt\\usb\\"]);
+        assert!(mount_points_to_remove(&stick, false).is_empty());
+    }
+
+    #[test]
+    fn the_disk_is_shared_for_reading_only_while_written() {
+        assert_eq!(disk_share_mode(true), SHARE_READ);
+        assert_eq!(disk_share_mode(false), SHARE_READ | SHARE_WRITE);
+        assert!(is_sharing_conflict(Some(ERROR_SHARING_VIOLATION)));
+        assert!(is_sharing_conflict(Some(ERROR_LOCK_VIOLATION)));
+        assert!(!is_sharing_conflict(Some(ERROR_ACCESS_DENIED)));
+        assert!(!is_sharing_conflict(Some(ERROR_FILE_NOT_FOUND)));
+        assert!(!is_sharing_conflict(None));
+    }
+
+    #[test]
+    fn a_failed_layout_deletion_is_answered() {
+        for code in [ERROR_INVALID_FUNCTION, ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND] {
+            assert_eq!(after_failed_deletion(Some(code)), FailedDeletion::NoTable, "{code}");
+        }
+        const ERROR_IO_DEVICE: i32 = 1117;
+        for code in [Some(ERROR_IO_DEVICE), Some(ERROR_ACCESS_DENIED), None] {
+            assert_eq!(after_failed_deletion(code), FailedDeletion::ZeroHeadAndTail, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn head_and_tail_cover_both_partition_tables() {
+        const MIB: u64 = 1 << 20;
+        // A card of 512-byte sectors that is not whole 4096-byte blocks.
+        let capacity = 15_931_539_456 + 512;
+        let ranges = head_and_tail(capacity);
+        assert_eq!(ranges, vec![(0, MIB), (capacity - MIB, MIB)]);
+        assert!(ranges.iter().all(|&(offset, len)| offset % 512 == 0 && len % 512 == 0));
+        // The GPT backup (the last 33 sectors) and the MBR are inside.
+        assert!(ranges[1].0 <= capacity - 33 * 512);
+        assert_eq!(head_and_tail(2 * MIB), vec![(0, 2 * MIB)]);
+        assert_eq!(head_and_tail(MIB + 512), vec![(0, MIB + 512)]);
+    }
+
+    #[test]
+    fn ioctl_codes_are_built_like_winioctl() {
+        // IOCTL_DISK_GET_DRIVE_GEOMETRY_EX and IOCTL_STORAGE_EJECT_MEDIA, as windows-sys has them.
+        assert_eq!(ctl_code(0x07, 0x0028, 0, 0), 0x0007_00A0);
+        assert_eq!(ctl_code(0x2D, 0x0202, 0, 1), 0x002D_4808);
+        assert_eq!(IOCTL_DISK_ARE_VOLUMES_READY, 0x0007_421C);
     }
 
     #[test]

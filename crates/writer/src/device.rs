@@ -58,7 +58,7 @@ impl Device for Target {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file().sync_data()
+        Target::sync(self)
     }
 
     fn finish(&mut self, image_len: u64) -> io::Result<()> {

@@ -373,8 +373,9 @@ fn write_stage(
             }
             if skip < padded.len() {
                 let offset = chunk.offset + skip as u64;
+                let len = on_device(device.capacity(), offset, padded.len() - skip);
                 device
-                    .write_at(offset, &padded[skip..])
+                    .write_at(offset, &padded[skip..skip + len])
                     .map_err(|source| WriteError::Write {
                         device: device.name(),
                         offset,
@@ -405,6 +406,18 @@ fn fits(device: &dyn Device, end: u64) -> Result<(), WriteError> {
         }),
         None => Ok(()),
     }
+}
+
+/// How much of a `len`-byte transfer at `offset` lies on a device of `capacity` bytes.
+///
+/// Transfers are padded to the engine's block (at least 4096), but a card's capacity
+/// is only a multiple of its logical block size (512): an image that ends in the last
+/// 4096 bytes of such a card has its padded last block cut at the end of the device,
+/// which is still a whole number of the device's sectors because `offset` is.
+pub(crate) fn on_device(capacity: Option<u64>, offset: u64, len: usize) -> usize {
+    capacity.map_or(len, |capacity| {
+        usize::try_from(capacity.saturating_sub(offset)).map_or(len, |room| room.min(len))
+    })
 }
 
 /// Keeps taking chunks from a failed consumer's queue until the reader lets go of it.
@@ -464,6 +477,7 @@ fn finish_device(
         device: name.clone(),
         source,
     };
+    let held_padded = on_device(device.capacity(), 0, held_padded);
     if held_padded > 0 {
         device
             .write_at(0, &first[..held_padded])
@@ -519,11 +533,13 @@ fn read_back(
     cancel: &CancelToken,
 ) {
     let block = device.block_size();
+    let capacity = device.capacity();
     let mut offset = from;
     while offset < to && !cancel.is_cancelled() {
         let Some(mut buf) = pool.take() else { return };
         let len = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
         let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(CHUNK_SIZE);
+        let padded = on_device(capacity, offset, padded);
         let read = device
             .read_at(offset, &mut buf[..padded])
             .map(|got| Chunk::new(buf, offset, got.min(len), padded, pool.recycler()))
@@ -722,8 +738,9 @@ fn compare_stage(
         }
         let end = chunk.offset + chunk.len as u64;
         fits(device, end)?;
+        let padded = on_device(device.capacity(), chunk.offset, chunk.padded_len);
         let got = device
-            .read_at(chunk.offset, &mut buf[..chunk.padded_len])
+            .read_at(chunk.offset, &mut buf[..padded])
             .map_err(|source| WriteError::ReadBack {
                 device: device.name(),
                 offset: chunk.offset,

@@ -525,3 +525,22 @@ fn compare_finds_the_first_differing_byte() {
     let error = crate::compare(&source, &mut small, &no_progress, &CancelToken::new()).unwrap_err();
     assert!(matches!(error, WriteError::TooSmall { .. }), "{error:?}");
 }
+
+#[test]
+fn a_padded_transfer_stops_at_the_end_of_the_device() {
+    use crate::engine::on_device;
+    let end = 48 * MIB as u64 + 512;
+    let capacity = Some(end);
+    let last = 48 * MIB as u64;
+    // The image's last 100 bytes sit in the device's last 512-byte sector.
+    assert_eq!(on_device(capacity, last, BLOCK), 512);
+    assert_eq!(on_device(capacity, last - 4 * MIB as u64, 4 * MIB), 4 * MIB);
+    assert_eq!(
+        on_device(capacity, last - 4 * MIB as u64, 4 * MIB + BLOCK),
+        4 * MIB + 512
+    );
+    // A whole-block device and a file (no capacity) are never cut.
+    assert_eq!(on_device(Some(16 * MIB as u64), 15 * MIB as u64, MIB), MIB);
+    assert_eq!(on_device(None, u64::MAX - 1, 4 * MIB), 4 * MIB);
+    assert_eq!(on_device(capacity, end + 4096, BLOCK), 0);
+}

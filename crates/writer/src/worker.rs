@@ -213,7 +213,8 @@ fn check_target(
             system.message
         ));
     }
-    let target = graver_drives::prepare(drive).map_err(|e| e.to_string())?;
+    let mut target = graver_drives::prepare(drive).map_err(|e| e.to_string())?;
+    target.set_ejecting(job.eject);
     Ok(Checked {
         target,
         drive: Some(drive.clone()),
