@@ -5,4 +5,5 @@
 mod checksums;
 mod damage;
 mod formats;
+mod limits;
 mod util;
