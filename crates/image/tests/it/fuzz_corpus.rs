@@ -8,15 +8,31 @@ use std::time::Duration;
 
 use graver_image::fuzzing;
 
-/// Each target's name (its folder under `fuzz/corpus` and `fuzz/artifacts`) and what it runs.
-const TARGETS: [(&str, fn(&[u8])); 7] = [
-    ("sniff", |data| drop(fuzzing::sniff(data))),
-    ("xz_layout", |data| drop(fuzzing::xz_layout(data))),
-    ("xz_block_header", |data| drop(fuzzing::xz_block_header(data))),
-    ("zstd_walk", |data| drop(fuzzing::zstd_walk(data))),
-    ("zip_directory", |data| drop(fuzzing::zip_directory(data))),
-    ("size_estimates", |data| drop(fuzzing::size_estimates(data))),
-    ("checksum_file", |data| drop(fuzzing::checksum_file(data))),
+/// A target's name (its folder under `fuzz/corpus` and `fuzz/artifacts`) and what it runs.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 7] = [
+    ("sniff", |data| {
+        let _ = fuzzing::sniff(data);
+    }),
+    ("xz_layout", |data| {
+        let _ = fuzzing::xz_layout(data);
+    }),
+    ("xz_block_header", |data| {
+        let _ = fuzzing::xz_block_header(data);
+    }),
+    ("zstd_walk", |data| {
+        let _ = fuzzing::zstd_walk(data);
+    }),
+    ("zip_directory", |data| {
+        let _ = fuzzing::zip_directory(data);
+    }),
+    ("size_estimates", |data| {
+        let _ = fuzzing::size_estimates(data);
+    }),
+    ("checksum_file", |data| {
+        let _ = fuzzing::checksum_file(data);
+    }),
 ];
 
 fn inputs(folder: &Path) -> Vec<std::path::PathBuf> {
