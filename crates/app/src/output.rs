@@ -22,6 +22,16 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// An image's uncompressed size as people read it: "1.5 GiB", "about 1.5 GiB" for an
+/// estimate, or "size unknown" when nothing in the file gives a believable one.
+pub fn image_size_text(size: graver_image::ImageSize) -> String {
+    match size {
+        graver_image::ImageSize::Exact(bytes) => human_bytes(bytes),
+        graver_image::ImageSize::Estimate(bytes) => format!("about {}", human_bytes(bytes)),
+        graver_image::ImageSize::Unknown => "size unknown".to_owned(),
+    }
+}
+
 /// "1:05" or "0:07" for a time left.
 fn clock(secs: f64) -> String {
     let secs = secs.max(0.0).round() as u64;
@@ -79,11 +89,7 @@ impl Reporter {
             Self::Bar(bar) => {
                 bar.set_prefix(progress.phase.label());
                 bar.set_position((progress.fraction * BAR_SCALE as f64) as u64);
-                let total = if progress.total.is_exact() {
-                    human_bytes(progress.total.bytes())
-                } else {
-                    format!("about {}", human_bytes(progress.total.bytes()))
-                };
+                let total = image_size_text(progress.total);
                 let mut message = format!(
                     "{} of {}  {}/s",
                     human_bytes(progress.bytes),

@@ -101,24 +101,25 @@ pub fn find_checksum(image_path: &Path) -> Option<PublishedChecksum> {
 
 fn per_file_checksum(source: &Path, names: &[&str]) -> Option<PublishedChecksum> {
     let text = read_small(source)?;
-    let trimmed = text.trim();
-    if let Some(sha256) = parse_digest(trimmed) {
-        return Some(PublishedChecksum {
-            source: source.to_path_buf(),
-            name: None,
-            sha256,
-        });
-    }
-    let lines: Vec<(Option<String>, [u8; 32])> = text.lines().filter_map(parse_line).collect();
-    let (name, sha256) = match lines.as_slice() {
-        [only] => only.clone(),
-        _ => pick(&lines, names)?,
-    };
+    let (name, sha256) = parse_per_file(&text, names)?;
     Some(PublishedChecksum {
         source: source.to_path_buf(),
         name,
         sha256,
     })
+}
+
+/// The digest a `foo.img.sha256` file gives: a bare digest, its only line, or the line
+/// naming one of `names`.
+pub(crate) fn parse_per_file(text: &str, names: &[&str]) -> Option<(Option<String>, [u8; 32])> {
+    if let Some(sha256) = parse_digest(text.trim()) {
+        return Some((None, sha256));
+    }
+    let lines: Vec<(Option<String>, [u8; 32])> = text.lines().filter_map(parse_line).collect();
+    match lines.as_slice() {
+        [only] => Some(only.clone()),
+        _ => pick(&lines, names),
+    }
 }
 
 /// The first line naming the first name that any line names (the exact file name wins).

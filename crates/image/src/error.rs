@@ -76,4 +76,24 @@ pub enum ImageError {
         /// The entry's name.
         name: String,
     },
+    /// Decoding the image needs more memory than the decoders may use.
+    #[error(
+        "{}: decoding this {format} image needs {} of memory ({what}), more than the {} Graver allows \
+         itself on this machine; recompress it with a smaller {what}",
+        path.display(),
+        crate::budget::human(*needed),
+        crate::budget::human(*budget)
+    )]
+    NeedsTooMuchMemory {
+        /// The image file.
+        path: PathBuf,
+        /// Its format.
+        format: Format,
+        /// What takes the memory: "dictionary" (xz) or "window" (zstd).
+        what: &'static str,
+        /// The bytes decoding needs at the least.
+        needed: u64,
+        /// The bytes the decoders may use.
+        budget: u64,
+    },
 }

@@ -1,38 +1,58 @@
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use bzip2::read::{BzDecoder, MultiBzDecoder};
 use flate2::read::{DeflateDecoder, MultiGzDecoder};
-use lzma_rust2::XzReader;
 
 use crate::format::{le32, read_up_to, sniff};
 use crate::reader::{CountingFile, NamedErrors};
-use crate::{Format, ImageError, ImageReader, xz, zip, zstd};
+use crate::{Format, ImageError, ImageReader, MemoryBudget, xz, zip, zstd};
 
 /// How far ahead the decoders read from the file.
 const READ_AHEAD: usize = 1 << 18;
 /// The rough expansion assumed for bzip2, which records no size anywhere.
 const BZIP2_RATIO: u64 = 5;
+/// Deflate cannot expand data more than this (a 258-byte match costs at least two bits).
+const DEFLATE_MAX_RATIO: u64 = 1032;
+/// How much of a gzip or bzip2 file is decoded at open to learn its size: all of a
+/// small file, whose size then is exact; the start of a larger one.
+const SAMPLE_INPUT: u64 = 4 << 20;
+/// The decoded bytes after which the sample stops, however little input that took.
+const SAMPLE_OUTPUT: u64 = 256 << 20;
 
 /// The uncompressed size of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "bytes", rename_all = "lowercase")]
 pub enum ImageSize {
-    /// The size is known to the byte (raw, xz, zip, and zstd whose frames record it).
+    /// The size is known to the byte (raw, xz, zip, zstd whose frames record it, and
+    /// gzip or bzip2 small enough to be decoded whole at open).
     Exact(u64),
     /// The size is a guess (gzip's 32-bit trailer, bzip2, zstd frames without a size);
     /// the real image may be larger or smaller.
     Estimate(u64),
+    /// Nothing in the file gives a believable size: a gzip trailer that claims more than
+    /// deflate can expand to or less than its start already decodes to (as the last
+    /// bytes of a cut file do).
+    Unknown,
 }
 
 impl ImageSize {
-    /// The size in bytes, exact or estimated.
+    /// The size in bytes, exact or estimated; 0 when it is unknown.
     pub fn bytes(self) -> u64 {
         match self {
             ImageSize::Exact(bytes) | ImageSize::Estimate(bytes) => bytes,
+            ImageSize::Unknown => 0,
+        }
+    }
+
+    /// The size in bytes, exact or estimated, if there is one.
+    pub fn known(self) -> Option<u64> {
+        match self {
+            ImageSize::Exact(bytes) | ImageSize::Estimate(bytes) => Some(bytes),
+            ImageSize::Unknown => None,
         }
     }
 
@@ -47,6 +67,7 @@ impl ImageSize {
 enum Layout {
     Plain,
     Xz(Arc<xz::Layout>),
+    Zstd { largest_window: u64 },
     Zip { entry: zip::Entry, data_offset: u64 },
 }
 
@@ -58,6 +79,7 @@ pub struct Image {
     file_size: u64,
     size: ImageSize,
     layout: Layout,
+    budget: MemoryBudget,
 }
 
 impl Image {
@@ -66,8 +88,14 @@ impl Image {
     /// Rejects a missing file, a directory and an empty file, each with its own
     /// [`ImageError`] variant. The format comes from the magic bytes, never from the
     /// file name. The structure a format records (xz indexes, zstd frame headers, the
-    /// zip directory) is read here, so a truncated archive is usually refused right away.
+    /// zip directory) is read here, so a truncated archive is usually refused right away,
+    /// and so is one that needs more memory to decode than [`MemoryBudget::of_this_machine`].
     pub fn open(path: impl AsRef<Path>) -> Result<Image, ImageError> {
+        Image::open_with_budget(path, MemoryBudget::of_this_machine())
+    }
+
+    /// Like [`Image::open`], with the decoders kept within `budget`.
+    pub fn open_with_budget(path: impl AsRef<Path>, budget: MemoryBudget) -> Result<Image, ImageError> {
         let path = path.as_ref().to_path_buf();
         let metadata = match std::fs::metadata(&path) {
             Ok(metadata) => metadata,
@@ -107,12 +135,27 @@ impl Image {
                 return Err(ImageError::ZipUnsupportedMethod { path, name, method });
             }
         };
+        let needed = match &layout {
+            Layout::Xz(layout) => Some(("dictionary", layout.memory_needed())),
+            Layout::Zstd { largest_window } => Some(("window", zstd::memory_needed(*largest_window))),
+            Layout::Plain | Layout::Zip { .. } => None,
+        };
+        if let Some((what, needed)) = needed.filter(|&(_, needed)| needed > budget.bytes()) {
+            return Err(ImageError::NeedsTooMuchMemory {
+                path,
+                format,
+                what,
+                needed,
+                budget: budget.bytes(),
+            });
+        }
         Ok(Image {
             path,
             format,
             file_size,
             size,
             layout,
+            budget,
         })
     }
 
@@ -140,14 +183,15 @@ impl Image {
     pub fn inner_name(&self) -> Option<&str> {
         match &self.layout {
             Layout::Zip { entry, .. } => Some(&entry.name),
-            Layout::Plain | Layout::Xz(_) => None,
+            Layout::Plain | Layout::Xz(_) | Layout::Zstd { .. } => None,
         }
     }
 
     /// A fresh stream of the decompressed image, starting at its first byte.
     ///
     /// Each call opens the file again, so it can be called once to write and again to
-    /// hash or compare. A multi-block xz file is decoded on several threads.
+    /// hash or compare. A multi-block xz file is decoded on several threads, within the
+    /// memory budget the image was opened with.
     pub fn reader(&self) -> Result<ImageReader, ImageError> {
         let io_error = |source| ImageError::Io {
             path: self.path.clone(),
@@ -155,11 +199,9 @@ impl Image {
         };
         let consumed = Arc::new(AtomicU64::new(0));
         let mut file = CountingFile::new(File::open(&self.path).map_err(io_error)?, Arc::clone(&consumed));
+        let budget = self.budget;
         let decoder: Box<dyn Read + Send> = match (&self.layout, self.format) {
-            (Layout::Xz(layout), _) => match xz::parallel_workers(layout) {
-                Some(workers) => Box::new(xz::ParallelReader::new(file, (**layout).clone(), workers)),
-                None => Box::new(xz::single_reader(file)),
-            },
+            (Layout::Xz(layout), _) => xz_reader(file, layout, budget),
             (Layout::Zip { entry, data_offset }, _) => {
                 file.seek(SeekFrom::Start(*data_offset)).map_err(io_error)?;
                 let compressed = BufReader::with_capacity(READ_AHEAD, file).take(entry.compressed_size);
@@ -167,8 +209,9 @@ impl Image {
                     zip::STORED => Box::new(compressed),
                     zip::DEFLATE => Box::new(DeflateDecoder::new(compressed)),
                     zip::BZIP2 => Box::new(BzDecoder::new(compressed)),
-                    zip::ZSTD => Box::new(zstd::FramesReader::new(BufReader::new(compressed))),
-                    zip::XZ => Box::new(XzReader::new(compressed, true)),
+                    // The entry's frames were not walked: allow any window that fits the budget.
+                    zip::ZSTD => zstd_reader(BufReader::new(compressed), budget.bytes() / 2).map_err(io_error)?,
+                    zip::XZ => xz_stream_reader(BufReader::new(compressed), budget),
                     method => {
                         return Err(ImageError::ZipUnsupportedMethod {
                             path: self.path.clone(),
@@ -179,11 +222,11 @@ impl Image {
                 };
                 Box::new(zip::CheckedEntry::new(decoded, entry))
             }
+            (Layout::Zstd { largest_window }, _) => {
+                zstd_reader(BufReader::with_capacity(READ_AHEAD, file), *largest_window).map_err(io_error)?
+            }
             (Layout::Plain, Format::Gzip) => Box::new(MultiGzDecoder::new(BufReader::with_capacity(READ_AHEAD, file))),
             (Layout::Plain, Format::Bzip2) => Box::new(MultiBzDecoder::new(BufReader::with_capacity(READ_AHEAD, file))),
-            (Layout::Plain, Format::Zstd) => {
-                Box::new(zstd::FramesReader::new(BufReader::with_capacity(READ_AHEAD, file)))
-            }
             (Layout::Plain, _) => Box::new(file),
         };
         Ok(ImageReader::new(
@@ -191,6 +234,44 @@ impl Image {
             consumed,
         ))
     }
+}
+
+/// The decoder of a whole xz file.
+#[cfg(feature = "native-codecs")]
+fn xz_reader(file: CountingFile, _layout: &xz::Layout, budget: MemoryBudget) -> Box<dyn Read + Send> {
+    xz_stream_reader(BufReader::with_capacity(READ_AHEAD, file), budget)
+}
+
+/// The decoder of a whole xz file: its blocks side by side when they fit the budget.
+#[cfg(not(feature = "native-codecs"))]
+fn xz_reader(file: CountingFile, layout: &xz::Layout, budget: MemoryBudget) -> Box<dyn Read + Send> {
+    match xz::pure::parallel_workers(layout, budget) {
+        Some(workers) => Box::new(xz::pure::ParallelReader::new(file, layout.clone(), workers)),
+        None => Box::new(xz::pure::single_reader(file, budget)),
+    }
+}
+
+/// An xz decoder of whatever `source` holds.
+#[cfg(feature = "native-codecs")]
+fn xz_stream_reader<R: BufRead + Send + 'static>(source: R, budget: MemoryBudget) -> Box<dyn Read + Send> {
+    Box::new(xz::Reader::new(source, budget))
+}
+
+#[cfg(not(feature = "native-codecs"))]
+fn xz_stream_reader<R: BufRead + Send + 'static>(source: R, budget: MemoryBudget) -> Box<dyn Read + Send> {
+    let limit_kib = u32::try_from(budget.bytes() >> 10).unwrap_or(u32::MAX);
+    Box::new(lzma_rust2::XzReader::new_mem_limit(source, true, limit_kib))
+}
+
+/// A zstd decoder of every frame in `source`, allowed windows up to `largest_window`.
+#[cfg(feature = "native-codecs")]
+fn zstd_reader<R: BufRead + Send + 'static>(source: R, largest_window: u64) -> io::Result<Box<dyn Read + Send>> {
+    Ok(Box::new(zstd::native_reader(source, largest_window)?))
+}
+
+#[cfg(not(feature = "native-codecs"))]
+fn zstd_reader<R: BufRead + Send + 'static>(source: R, _largest_window: u64) -> io::Result<Box<dyn Read + Send>> {
+    Ok(Box::new(zstd::FramesReader::new(source)))
 }
 
 /// Why an archive is refused for a reason other than damage.
@@ -203,7 +284,7 @@ enum Refusal {
 }
 
 /// Works out the uncompressed size and layout; the inner `Err` is a corruption reason.
-fn inspect<R: Read + Seek>(
+fn inspect<R: BufRead + Seek>(
     file: &mut R,
     format: Format,
     file_size: u64,
@@ -225,10 +306,8 @@ fn inspect<R: Read + Seek>(
             let mut trailer = [0u8; 4];
             file.seek(SeekFrom::Start(file_size - 4)).map_err(Refusal::Io)?;
             read_up_to(file, &mut trailer).map_err(Refusal::Io)?;
-            Ok((
-                ImageSize::Estimate(gzip_estimate(le32(&trailer), file_size)),
-                Layout::Plain,
-            ))
+            let sample = sample(file, file_size, Format::Gzip).map_err(Refusal::Io)?;
+            Ok((gzip_size(&sample, le32(&trailer), file_size), Layout::Plain))
         }
         Format::Bzip2 => {
             let mut header = [0u8; 4];
@@ -237,10 +316,8 @@ fn inspect<R: Read + Seek>(
             if !(b'1'..=b'9').contains(&header[3]) {
                 return Ok(Err("the bzip2 header has no valid block size".into()));
             }
-            Ok((
-                ImageSize::Estimate(file_size.saturating_mul(BZIP2_RATIO)),
-                Layout::Plain,
-            ))
+            let sample = sample(file, file_size, Format::Bzip2).map_err(Refusal::Io)?;
+            Ok((bzip2_size(&sample, file_size), Layout::Plain))
         }
         Format::Xz => xz::read_layout(file, file_size)
             .map(|layout| (ImageSize::Exact(layout.uncompressed_size), Layout::Xz(Arc::new(layout)))),
@@ -250,7 +327,12 @@ fn inspect<R: Read + Seek>(
             } else {
                 ImageSize::Estimate(walk.size)
             };
-            (size, Layout::Plain)
+            (
+                size,
+                Layout::Zstd {
+                    largest_window: walk.largest_window,
+                },
+            )
         }),
         Format::Zip => return inspect_zip(file, file_size),
         Format::Raw => Ok((ImageSize::Exact(file_size), Layout::Plain)),
@@ -290,12 +372,94 @@ fn inspect_zip<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Result<(I
     )))
 }
 
+/// What decoding the start of a gzip or bzip2 file showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    /// Compressed bytes the sample covered.
+    pub(crate) input: u64,
+    /// The bytes they decoded to.
+    pub(crate) output: u64,
+    /// Whether the sample was the whole file, decoded to its clean end.
+    pub(crate) whole: bool,
+    /// Whether the file is small enough to have been sampled whole, yet failed to decode.
+    pub(crate) damaged: bool,
+}
+
+/// Decodes the start of a gzip or bzip2 file (all of a small one), discarding the bytes.
+pub(crate) fn sample<R: Read + Seek>(file: &mut R, file_size: u64, format: Format) -> io::Result<Sample> {
+    // bzip2 decodes several times slower than deflate: a smaller sample takes as long.
+    let limit = match format {
+        Format::Bzip2 => SAMPLE_INPUT / 4,
+        _ => SAMPLE_INPUT,
+    };
+    file.seek(SeekFrom::Start(0))?;
+    let input = BufReader::with_capacity(1 << 16, file.take(limit));
+    let mut decoder: Box<dyn Read + '_> = match format {
+        Format::Bzip2 => Box::new(MultiBzDecoder::new(input)),
+        _ => Box::new(MultiGzDecoder::new(input)),
+    };
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut output = 0u64;
+    let ended = loop {
+        match decoder.read(&mut buffer) {
+            Ok(0) => break Ok(()),
+            Ok(n) => output += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+        if output >= SAMPLE_OUTPUT {
+            break Ok(());
+        }
+    };
+    let covered_all = file_size <= limit && output < SAMPLE_OUTPUT;
+    Ok(Sample {
+        input: file_size.min(limit),
+        output,
+        whole: covered_all && ended.is_ok(),
+        damaged: covered_all && ended.is_err(),
+    })
+}
+
+/// The size of a gzip file: exact when the sample decoded all of it; otherwise what its
+/// trailer says, when that is believable; otherwise unknown.
+pub(crate) fn gzip_size(sample: &Sample, isize: u32, file_size: u64) -> ImageSize {
+    if sample.whole {
+        return ImageSize::Exact(sample.output);
+    }
+    if sample.damaged {
+        return ImageSize::Unknown;
+    }
+    let estimate = gzip_estimate(isize, file_size.max(sample.output));
+    // The rest of the file cannot decode to more than deflate's ratio allows.
+    let most = (file_size - sample.input)
+        .saturating_mul(DEFLATE_MAX_RATIO)
+        .saturating_add(sample.output);
+    if estimate < sample.output || estimate > most {
+        return ImageSize::Unknown;
+    }
+    ImageSize::Estimate(estimate)
+}
+
+/// The size of a bzip2 file, which records none: exact when the sample decoded all of
+/// it, else what was decoded plus a rough ratio for the rest.
+pub(crate) fn bzip2_size(sample: &Sample, file_size: u64) -> ImageSize {
+    if sample.whole {
+        return ImageSize::Exact(sample.output);
+    }
+    if sample.damaged {
+        return ImageSize::Unknown;
+    }
+    let rest = (file_size - sample.input).saturating_mul(BZIP2_RATIO);
+    ImageSize::Estimate(sample.output.saturating_add(rest))
+}
+
 /// gzip records the size modulo 4 GiB. Deflate expands data by at most a fraction of
-/// a percent, so while the recorded size is clearly below the compressed size, the
-/// image must have wrapped past 4 GiB once more.
-fn gzip_estimate(isize: u32, file_size: u64) -> u64 {
+/// a percent, so while the recorded size is clearly below `at_least` (the compressed
+/// size, or what the start of the file already decoded to), the image must have
+/// wrapped past 4 GiB once more.
+fn gzip_estimate(isize: u32, at_least: u64) -> u64 {
     let mut size = u64::from(isize);
-    while size + size / 256 + 1024 < file_size {
+    while size.saturating_add(size / 256 + 1024) < at_least {
         size += 1 << 32;
     }
     size
@@ -317,6 +481,51 @@ mod tests {
     fn image_size_accessors() {
         assert!(ImageSize::Exact(5).is_exact());
         assert!(!ImageSize::Estimate(5).is_exact());
+        assert!(!ImageSize::Unknown.is_exact());
         assert_eq!(ImageSize::Estimate(7).bytes(), 7);
+        assert_eq!(ImageSize::Estimate(7).known(), Some(7));
+        assert_eq!(ImageSize::Unknown.known(), None);
+    }
+
+    fn partial(input: u64, output: u64) -> Sample {
+        Sample {
+            input,
+            output,
+            whole: false,
+            damaged: false,
+        }
+    }
+
+    #[test]
+    fn a_gzip_trailer_is_believed_only_within_what_deflate_can_expand_to() {
+        let mib = 1 << 20;
+        // 4 MiB decoded to 8 MiB; 2 MiB more can add at most 2 GiB and a bit.
+        let sample = partial(4 * mib, 8 * mib);
+        assert_eq!(gzip_size(&sample, 12 << 20, 6 * mib), ImageSize::Estimate(12 << 20));
+        assert_eq!(
+            gzip_size(&sample, 2_000_000_000, 6 * mib),
+            ImageSize::Estimate(2_000_000_000)
+        );
+        assert_eq!(gzip_size(&sample, 4_000_000_000, 6 * mib), ImageSize::Unknown);
+        // Less than the start already decoded to means one wrap more, which is too much here.
+        assert_eq!(gzip_size(&sample, 1000, 6 * mib), ImageSize::Unknown);
+        let whole = Sample {
+            input: mib,
+            output: 3 * mib,
+            whole: true,
+            damaged: false,
+        };
+        assert_eq!(gzip_size(&whole, 7, mib), ImageSize::Exact(3 * mib));
+        let cut = Sample {
+            whole: false,
+            damaged: true,
+            ..whole
+        };
+        assert_eq!(gzip_size(&cut, 1 << 30, mib), ImageSize::Unknown);
+    }
+
+    #[test]
+    fn bzip2_estimates_add_a_rough_ratio_to_what_the_start_decoded_to() {
+        assert_eq!(bzip2_size(&partial(100, 1000), 300), ImageSize::Estimate(2000));
     }
 }

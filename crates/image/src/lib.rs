@@ -34,8 +34,8 @@
 //! starting at the first byte, so the same image can be read once to write and once
 //! more to verify. Decompression is streamed; nothing is written to temporary files.
 //! Concatenated gzip members, bzip2 streams, xz streams and zstd frames are all read.
-//! An xz file of several blocks (as `xz -T0` makes) is decoded on as many threads as
-//! the machine has, with each block's own check verified. Zip entries may be stored,
+//! An xz file of several blocks (as `xz -T0` makes) is decoded on several threads, with
+//! each block's own check verified. Zip entries may be stored,
 //! deflate, bzip2, zstd or xz; the entry's CRC32 and size are checked at its end.
 //!
 //! Damaged input is never passed off as a shorter image: a truncated or corrupt stream
@@ -44,6 +44,22 @@
 //! truncated". Other error kinds mean reading the file itself failed.
 //! [`ImageReader::consumed`] counts the bytes of the file on disk read so far, which a
 //! progress bar compares with [`Image::file_size`].
+//!
+//! # Codecs and memory
+//!
+//! xz and zstd are decoded by liblzma and libzstd (compiled from their C sources and
+//! linked statically) with the default `native-codecs` feature, or by pure-Rust
+//! decoders with `pure-rust-codecs` instead, for builds without a C compiler. gzip and
+//! bzip2 are always pure Rust.
+//!
+//! Decoders keep within a [`MemoryBudget`]: 512 MiB, no more than a quarter of the
+//! memory available (cgroup limits included), on at most eight threads. An image whose
+//! format needs more than that to decode at all — an LZMA2 dictionary or a zstd window
+//! larger than the budget — is refused at open with [`ImageError::NeedsTooMuchMemory`],
+//! before anything is written; multi-threaded xz decoding uses as many threads as fit.
+//! Every size read from a file goes through checked arithmetic, and the zip directory,
+//! the xz indexes and the zstd frames are read as streams, so no field of a file decides
+//! how much memory reading its structure takes.
 //!
 //! # Published checksums
 //!
@@ -71,6 +87,7 @@
 //! # }
 //! ```
 
+mod budget;
 mod checksum;
 mod error;
 mod format;
@@ -81,9 +98,71 @@ mod zip;
 mod zstd;
 
 pub use crate::{
+    budget::MemoryBudget,
     checksum::{ChecksumVerdict, PublishedChecksum, find_checksum, sha256_hex},
     error::ImageError,
     format::{Format, read_up_to},
     image::{Image, ImageSize},
     reader::ImageReader,
 };
+
+#[cfg(not(any(feature = "native-codecs", feature = "pure-rust-codecs")))]
+compile_error!("graver-image needs the `native-codecs` or the `pure-rust-codecs` feature");
+
+/// Entry points for the fuzz targets in `fuzz/` and the corpus replay test: each runs
+/// one parser of untrusted bytes over `data` as if it were a whole file, and returns
+/// what it found (or why it refused), so a panic, a hang or a runaway allocation in
+/// any of them shows. Not part of the supported interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io::{BufReader, Cursor};
+
+    use crate::{Format, format, image, xz, zip, zstd};
+
+    /// Format sniffing.
+    pub fn sniff(data: &[u8]) -> Option<Format> {
+        format::sniff(&mut Cursor::new(data)).ok()
+    }
+
+    /// The xz indexes and block headers read at open: the size and the largest dictionary.
+    pub fn xz_layout(data: &[u8]) -> Result<(u64, u64), String> {
+        let layout = xz::read_layout(&mut Cursor::new(data), data.len() as u64)?;
+        Ok((layout.uncompressed_size, layout.largest_dictionary))
+    }
+
+    /// One xz block header, size byte to CRC32: its dictionary size.
+    pub fn xz_block_header(data: &[u8]) -> Result<u64, String> {
+        xz::parse_block_header(data)
+    }
+
+    /// The zstd frame walk: the size, whether it is exact, and the largest window.
+    pub fn zstd_walk(data: &[u8]) -> Result<(u64, bool, u64), String> {
+        let walk = zstd::walk(&mut BufReader::new(Cursor::new(data)), data.len() as u64)?;
+        Ok((walk.size, walk.exact, walk.largest_window))
+    }
+
+    /// The zip central directory: the names of the entries that could be the image.
+    pub fn zip_directory(data: &[u8]) -> Result<Vec<String>, String> {
+        let mut file = Cursor::new(data);
+        let entries = zip::read_directory(&mut file, data.len() as u64)?;
+        for entry in &entries {
+            let _ = zip::data_offset(&mut file, entry);
+        }
+        Ok(entries.into_iter().map(|entry| entry.name).collect())
+    }
+
+    /// The gzip and bzip2 size estimates, sample decoding included.
+    pub fn size_estimates(data: &[u8]) -> Option<(crate::ImageSize, crate::ImageSize)> {
+        let size = data.len() as u64;
+        let trailer = data.len().checked_sub(4).map_or(0, |at| format::le32(&data[at..]));
+        let gzip = image::sample(&mut Cursor::new(data), size, Format::Gzip).ok()?;
+        let bzip2 = image::sample(&mut Cursor::new(data), size, Format::Bzip2).ok()?;
+        Some((image::gzip_size(&gzip, trailer, size), image::bzip2_size(&bzip2, size)))
+    }
+
+    /// A checksum file's text: the digest it gives for `foo.img.xz` or `foo.img`.
+    pub fn checksum_file(data: &[u8]) -> Option<(Option<String>, [u8; 32])> {
+        let text = String::from_utf8_lossy(data);
+        crate::checksum::parse_per_file(&text, &["foo.img.xz", "foo.img"])
+    }
+}

@@ -12,8 +12,9 @@ const ZIP64_EOCD_SIGNATURE: u32 = 0x0606_4B50;
 const CENTRAL_SIGNATURE: u32 = 0x0201_4B50;
 const LOCAL_SIGNATURE: u32 = 0x0403_4B50;
 const EOCD_LEN: u64 = 22;
-/// The central directory of a real image archive is small; a huge one is a damaged record.
-const MAX_DIRECTORY_LEN: u64 = 256 << 20;
+/// Entries kept while reading the directory: a real image archive holds a handful of
+/// files, and only those that could be the image are kept at all.
+const MAX_CANDIDATES: usize = 64;
 
 /// Compression methods the entry reader can decode.
 pub(crate) const STORED: u16 = 0;
@@ -41,7 +42,8 @@ pub(crate) struct Entry {
     pub(crate) local_header_offset: u64,
 }
 
-/// Reads the end-of-central-directory record (and its zip64 form) and every central entry.
+/// Reads the end-of-central-directory record (and its zip64 form) and every central
+/// entry; returns those that could be the disk image.
 pub(crate) fn read_directory<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Vec<Entry>, String> {
     let tail_len = file_size.min(EOCD_LEN + 0xFFFF);
     let tail_start = file_size - tail_len;
@@ -72,30 +74,35 @@ pub(crate) fn read_directory<R: Read + Seek>(file: &mut R, file_size: u64) -> Re
         directory_len = le64(&record[40..]);
         directory_offset = le64(&record[48..]);
     }
-    if directory_len > MAX_DIRECTORY_LEN
-        || directory_offset
-            .checked_add(directory_len)
-            .is_none_or(|end| end > eocd_offset)
+    if directory_offset
+        .checked_add(directory_len)
+        .is_none_or(|end| end > eocd_offset)
     {
         return Err("the central directory lies outside the file".into());
     }
-    let directory = read_at(file, directory_offset, directory_len)?;
-    let mut position = 0usize;
-    let mut parsed = Vec::new();
+    // The directory is read as a stream, one entry at a time, and only entries that could
+    // be the image are kept: its size, however large, takes no memory.
+    file.seek(SeekFrom::Start(directory_offset))
+        .map_err(|e| e.to_string())?;
+    let mut directory = io::BufReader::with_capacity(1 << 16, file.take(directory_len));
+    let mut kept = Vec::new();
+    let mut variable = Vec::new();
     for _ in 0..entries {
-        let fixed = directory
-            .get(position..position + 46)
-            .ok_or("the central directory ends early")?;
-        if le32(fixed) != CENTRAL_SIGNATURE {
+        let mut fixed = [0u8; 46];
+        directory
+            .read_exact(&mut fixed)
+            .map_err(|_| "the central directory ends early")?;
+        if le32(&fixed) != CENTRAL_SIGNATURE {
             return Err("a central directory entry is damaged".into());
         }
         let flags = le16(&fixed[8..]);
         let name_len = usize::from(le16(&fixed[28..]));
         let extra_len = usize::from(le16(&fixed[30..]));
         let comment_len = usize::from(le16(&fixed[32..]));
-        let variable = directory
-            .get(position + 46..position + 46 + name_len + extra_len + comment_len)
-            .ok_or("the central directory ends early")?;
+        variable.resize(name_len + extra_len + comment_len, 0);
+        directory
+            .read_exact(&mut variable)
+            .map_err(|_| "the central directory ends early")?;
         let mut entry = Entry {
             name: String::from_utf8_lossy(&variable[..name_len]).into_owned(),
             method: le16(&fixed[10..]),
@@ -106,10 +113,16 @@ pub(crate) fn read_directory<R: Read + Seek>(file: &mut R, file_size: u64) -> Re
             local_header_offset: u64::from(le32(&fixed[42..])),
         };
         apply_zip64_extra(&mut entry, &variable[name_len..name_len + extra_len])?;
-        parsed.push(entry);
-        position += 46 + variable.len();
+        if could_be_image(&entry) {
+            if kept.len() == MAX_CANDIDATES {
+                return Err(format!(
+                    "the archive lists more than {MAX_CANDIDATES} files that could be the disk image"
+                ));
+            }
+            kept.push(entry);
+        }
     }
-    Ok(parsed)
+    Ok(kept)
 }
 
 /// Replaces the 32-bit fields that overflowed with the values of the zip64 extra field,
@@ -142,8 +155,11 @@ pub(crate) fn data_offset<R: Read + Seek>(file: &mut R, entry: &Entry) -> Result
     if le32(&header) != LOCAL_SIGNATURE {
         return Err(format!("the local header of {} is missing", entry.name));
     }
-    let start = entry.local_header_offset + 30 + u64::from(le16(&header[26..])) + u64::from(le16(&header[28..]));
-    Ok(start)
+    // The offset comes from the file: near u64::MAX, adding the header would wrap.
+    entry
+        .local_header_offset
+        .checked_add(30 + u64::from(le16(&header[26..])) + u64::from(le16(&header[28..])))
+        .ok_or_else(|| format!("the local header of {} lies past any file's end", entry.name))
 }
 
 fn read_at<R: Read + Seek>(file: &mut R, offset: u64, len: u64) -> Result<Vec<u8>, String> {

@@ -2,13 +2,22 @@
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
+#[cfg(not(feature = "native-codecs"))]
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 use crate::format::{ZSTD_MAGIC, is_skippable_magic, le16, le32, le64, read_up_to};
+#[cfg(not(feature = "native-codecs"))]
 use crate::reader::{invalid, truncated};
 
 /// A guess at how much a compressed block expands, for frames that do not record their size.
 const COMPRESSED_BLOCK_RATIO: u64 = 4;
+/// The largest block the format allows.
+const MAX_BLOCK: u64 = 128 << 10;
+/// Gaps up to this are read through rather than seeked over, so a file of many tiny
+/// blocks is walked as one stream instead of one system call per block.
+const READ_THROUGH: u64 = 16 << 10;
+/// What a decoder needs besides its window (two blocks in flight, state, tables).
+const DECODER_OVERHEAD: u64 = 1 << 20;
 
 /// What walking the frames of a zstd file found out about its decompressed size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,23 +26,37 @@ pub(crate) struct Walk {
     pub(crate) size: u64,
     /// Whether every frame records its content size.
     pub(crate) exact: bool,
+    /// The largest window any frame asks for: the history a decoder must keep.
+    pub(crate) largest_window: u64,
+}
+
+/// The least memory decoding frames of this largest window takes.
+pub(crate) fn memory_needed(largest_window: u64) -> u64 {
+    largest_window.saturating_add(DECODER_OVERHEAD)
 }
 
 /// Walks every frame header and block header of the file, without decoding anything.
 ///
 /// This finds a truncated file at open time and gives the exact size when every
-/// frame records it (the zstd tool writes it when it knows the input size).
-pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk, String> {
+/// frame records it (the zstd tool writes it when it knows the input size). Every
+/// size read from the file is checked: one that overflows, or a block larger than
+/// the format allows, makes the file corrupt.
+pub(crate) fn walk<R: BufRead + Seek>(file: &mut R, file_size: u64) -> Result<Walk, String> {
     let mut position = 0u64;
-    let mut walk = Walk { size: 0, exact: true };
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let mut walk = Walk {
+        size: 0,
+        exact: true,
+        largest_window: 0,
+    };
     let mut frames = 0u64;
     while position < file_size {
-        file.seek(SeekFrom::Start(position)).map_err(|e| e.to_string())?;
-        let magic = read_exact_or(file, 4, "a frame's magic number")?;
-        let magic = le32(&magic);
+        let magic = le32(&read_array::<_, 4>(file, "a frame's magic number")?);
         if is_skippable_magic(magic) {
-            let len = read_exact_or(file, 4, "a skippable frame's size")?;
-            position += 8 + u64::from(le32(&len));
+            let len = le32(&read_array::<_, 4>(file, "a skippable frame's size")?);
+            let next = position + 8 + u64::from(len);
+            skip(file, position + 8, next, file_size)?;
+            position = next;
             continue;
         }
         if magic != ZSTD_MAGIC {
@@ -42,7 +65,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
             ));
         }
         frames += 1;
-        let descriptor = read_exact_or(file, 1, "a frame header")?[0];
+        let [descriptor] = read_array::<_, 1>(file, "a frame header")?;
         if descriptor & 0x08 != 0 {
             return Err("a frame header sets its reserved bit".into());
         }
@@ -56,7 +79,9 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
             _ => 8,
         };
         let window_len = usize::from(!single_segment);
-        let rest = read_exact_or(file, window_len + dictionary_len + size_len, "a frame header")?;
+        let mut rest = [0u8; 1 + 4 + 8];
+        let rest = &mut rest[..window_len + dictionary_len + size_len];
+        read_exact_or(file, rest, "a frame header")?;
         let size_field = &rest[window_len + dictionary_len..];
         let content_size = match size_len {
             0 => None,
@@ -65,15 +90,24 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
             4 => Some(u64::from(le32(size_field))),
             _ => Some(le64(size_field)),
         };
+        // A single-segment frame has no window descriptor: its window is its whole content.
+        let window = match (single_segment, content_size) {
+            (false, _) => window_size(rest[0]),
+            (true, Some(size)) => size,
+            (true, None) => return Err("a single-segment frame records no size".into()),
+        };
+        walk.largest_window = walk.largest_window.max(window);
         position += 5 + rest.len() as u64;
 
         let mut guessed = 0u64;
         loop {
-            file.seek(SeekFrom::Start(position)).map_err(|e| e.to_string())?;
-            let header = read_exact_or(file, 3, "a block header")?;
+            let header = read_array::<_, 3>(file, "a block header")?;
             let header = u32::from(header[0]) | u32::from(header[1]) << 8 | u32::from(header[2]) << 16;
             let last = header & 1 != 0;
             let block_size = u64::from(header >> 3);
+            if block_size > MAX_BLOCK {
+                return Err("a block is larger than the format allows".into());
+            }
             let stored = match (header >> 1) & 0x03 {
                 0 => {
                     guessed += block_size;
@@ -89,30 +123,28 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
                 }
                 _ => return Err("a block header has the reserved block type".into()),
             };
-            position += 3 + stored;
+            let next = position + 3 + stored;
+            skip(file, position + 3, next, file_size)?;
+            position = next;
             if last {
                 break;
             }
-            if position > file_size {
-                return Err(truncated_message());
-            }
         }
         if has_checksum {
+            skip(file, position, position + 4, file_size)?;
             position += 4;
         }
-        if position > file_size {
-            return Err(truncated_message());
-        }
-        match content_size {
-            Some(size) => walk.size += size,
+        let frame_size = match content_size {
+            Some(size) => size,
             None => {
                 walk.exact = false;
-                walk.size += guessed;
+                guessed
             }
-        }
-    }
-    if position > file_size {
-        return Err(truncated_message());
+        };
+        walk.size = walk
+            .size
+            .checked_add(frame_size)
+            .ok_or("the frames record sizes that add up to more than any file can hold")?;
     }
     if frames == 0 {
         return Err("the file holds only skippable frames and no zstd frame".into());
@@ -120,21 +152,62 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
     Ok(walk)
 }
 
+/// The window a frame header's window descriptor stands for.
+fn window_size(descriptor: u8) -> u64 {
+    let base = 1u64 << (10 + (descriptor >> 3));
+    base + base / 8 * u64::from(descriptor & 0x07)
+}
+
+/// Moves from `from` to `to` (both within the walk); past the end of the file means truncated.
+fn skip<R: BufRead + Seek>(file: &mut R, from: u64, to: u64, file_size: u64) -> Result<(), String> {
+    if to > file_size {
+        return Err(truncated_message());
+    }
+    let gap = to - from;
+    if gap <= READ_THROUGH {
+        let skipped = io::copy(&mut file.take(gap), &mut io::sink()).map_err(|e| e.to_string())?;
+        if skipped < gap {
+            return Err(truncated_message());
+        }
+    } else {
+        file.seek(SeekFrom::Start(to)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn truncated_message() -> String {
     "the file ends inside a zstd frame; it is truncated".into()
 }
 
-fn read_exact_or<R: Read>(file: &mut R, len: usize, what: &str) -> Result<Vec<u8>, String> {
-    let mut buf = vec![0u8; len];
-    let got = read_up_to(file, &mut buf).map_err(|e| e.to_string())?;
-    if got < len {
+fn read_exact_or<R: Read>(file: &mut R, buf: &mut [u8], what: &str) -> Result<(), String> {
+    let got = read_up_to(file, buf).map_err(|e| e.to_string())?;
+    if got < buf.len() {
         return Err(format!("the file ends inside {what}; it is truncated"));
     }
+    Ok(())
+}
+
+fn read_array<R: Read, const N: usize>(file: &mut R, what: &str) -> Result<[u8; N], String> {
+    let mut buf = [0u8; N];
+    read_exact_or(file, &mut buf, what)?;
     Ok(buf)
+}
+
+/// A libzstd decoder of every frame in turn (skippable frames skipped, each frame's
+/// content checksum checked), allowed the largest window the walk found.
+#[cfg(feature = "native-codecs")]
+pub(crate) fn native_reader<R: BufRead>(source: R, largest_window: u64) -> io::Result<impl Read> {
+    // The smallest power of two that holds the window; every frame was walked, so no
+    // frame can ask for more than the budget already allowed.
+    let window_log = (64 - largest_window.saturating_sub(1).leading_zeros()).clamp(10, 31);
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;
+    decoder.window_log_max(window_log)?;
+    Ok(decoder)
 }
 
 /// Decodes every zstd frame in turn, skipping skippable frames and checking each
 /// frame's content checksum when it has one.
+#[cfg(not(feature = "native-codecs"))]
 pub(crate) struct FramesReader<R> {
     source: R,
     decoder: FrameDecoder,
@@ -142,6 +215,7 @@ pub(crate) struct FramesReader<R> {
     frames: u64,
 }
 
+#[cfg(not(feature = "native-codecs"))]
 impl<R: BufRead> FramesReader<R> {
     pub(crate) fn new(source: R) -> FramesReader<R> {
         FramesReader {
@@ -197,6 +271,7 @@ impl<R: BufRead> FramesReader<R> {
     }
 }
 
+#[cfg(not(feature = "native-codecs"))]
 impl<R: BufRead> Read for FramesReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {

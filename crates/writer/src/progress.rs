@@ -158,7 +158,7 @@ impl Tracker {
         let (phase, bytes) = slowest.map_or((Phase::Failed, 0), |d| (d.phase, d.bytes));
         let total = self.total();
         let fraction = match (phase, total) {
-            (Phase::Writing, ImageSize::Estimate(_)) if self.file_size > 0 => {
+            (Phase::Writing, ImageSize::Estimate(_) | ImageSize::Unknown) if self.file_size > 0 => {
                 self.consumed.load(Ordering::Relaxed) as f64 / self.file_size as f64
             }
             (Phase::Done, _) => 1.0,

@@ -53,12 +53,14 @@ fn describe_image(image: &Image) -> String {
         format!("{} ({})", image.path().display(), human_bytes(image.file_size()))
     } else {
         format!(
-            "{} ({}, {} on disk, {}{} uncompressed{inner})",
+            "{} ({}, {} on disk, {}{inner})",
             image.path().display(),
             image.format(),
             human_bytes(image.file_size()),
-            if size.is_exact() { "" } else { "about " },
-            human_bytes(size.bytes()),
+            match size {
+                graver_image::ImageSize::Unknown => "uncompressed size unknown".to_owned(),
+                _ => format!("{} uncompressed", crate::output::image_size_text(size)),
+            },
         )
     }
 }

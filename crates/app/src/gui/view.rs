@@ -8,7 +8,7 @@ use graver_writer::{Phase, Progress};
 
 use super::app::{GraverApp, HashState, ImageState, Screen};
 use super::texts as t;
-use crate::output::human_bytes;
+use crate::output::{human_bytes, image_size_text};
 
 const OK: Color32 = Color32::from_rgb(0x2e, 0x9d, 0x5b);
 const BAD: Color32 = Color32::from_rgb(0xd0, 0x43, 0x3c);
@@ -118,11 +118,13 @@ impl GraverApp {
                     .inner_name()
                     .map(|n| format!(" · contains {n}"))
                     .unwrap_or_default();
+                let written = match size {
+                    graver_image::ImageSize::Unknown => image_size_text(size),
+                    _ => format!("{} as written", image_size_text(size)),
+                };
                 ui.label(format!(
-                    "{} on disk · {}{} as written · {}{inner}",
+                    "{} on disk · {written} · {}{inner}",
                     human_bytes(image.file_size()),
-                    if size.is_exact() { "" } else { "about " },
-                    human_bytes(size.bytes()),
                     image.format(),
                 ));
                 self.hash_ui(ui);
@@ -513,14 +515,12 @@ fn progress_ui(ui: &mut Ui, progress: &Progress) {
             _ if device.phase == progress.phase => progress.fraction as f32,
             _ => progress.fraction as f32,
         };
-        let total = progress.total.bytes();
-        let about = if progress.total.is_exact() { "" } else { "about " };
         let text = format!(
-            "{} — {} · {} of {about}{} · {:.0}%",
+            "{} — {} · {} of {} · {:.0}%",
             device.name,
             device.phase.label(),
             human_bytes(device.bytes),
-            human_bytes(total),
+            image_size_text(progress.total),
             fraction * 100.0
         );
         ui.add(egui::ProgressBar::new(fraction).text(text).desired_height(30.0));

@@ -5,4 +5,6 @@
 mod checksums;
 mod damage;
 mod formats;
+mod fuzz_corpus;
+mod limits;
 mod util;
