@@ -45,6 +45,12 @@
 //! [`ImageReader::consumed`] counts the bytes of the file on disk read so far, which a
 //! progress bar compares with [`Image::file_size`].
 //!
+//! # Looking before writing
+//!
+//! [`probe`] decodes an image's first MiB and says what it shows: nothing at all
+//! ([`Probe::refusal`]: an empty archive must not wipe a drive), or too little or no
+//! partition table or file system signature ([`Probe::warning`]).
+//!
 //! # Published checksums
 //!
 //! [`find_checksum`] looks next to the image for the SHA-256 digest its publisher put
@@ -75,6 +81,7 @@ mod checksum;
 mod error;
 mod format;
 mod image;
+mod probe;
 mod reader;
 mod xz;
 mod zip;
@@ -85,5 +92,6 @@ pub use crate::{
     error::ImageError,
     format::{Format, read_up_to},
     image::{Image, ImageSize},
+    probe::{PROBE_LEN, Probe, SECTOR, probe, signature},
     reader::ImageReader,
 };

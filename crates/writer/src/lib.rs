@@ -47,6 +47,8 @@ mod error;
 mod progress;
 pub mod protocol;
 mod source;
+mod stamps;
+mod wipe;
 pub mod worker;
 
 #[cfg(test)]
@@ -58,5 +60,5 @@ pub use crate::engine::{
     CHUNK_SIZE, CancelToken, CompareReport, DeviceReport, HOLD_BACK, WriteOptions, WriteReport, compare, write,
 };
 pub use crate::error::{ErrorKind, WriteError};
-pub use crate::progress::{DeviceProgress, PROGRESS_INTERVAL, Phase, Progress};
+pub use crate::progress::{DeviceProgress, PROGRESS_INTERVAL, Phase, Progress, STALL_AFTER};
 pub use crate::source::{Opened, Source};
