@@ -31,7 +31,7 @@ impl Probe {
     pub fn refusal(&self) -> Option<String> {
         (self.len == 0).then(|| match self.format {
             Format::Raw => "the image is empty: there is nothing to write".to_owned(),
-            Format::Zip => "the zip archive holds an empty (0-byte) image: there is nothing to write".to_owned(),
+            Format::Zip => "the zip archive holds an image of 0 bytes: there is nothing to write".to_owned(),
             format => format!("the {format} image decodes to 0 bytes: there is nothing to write"),
         })
     }
