@@ -473,3 +473,27 @@ fn several_drives_one_failing_while_the_others_finish_and_verify() {
         );
     }
 }
+
+#[test]
+fn a_drive_that_stops_answering_is_reported_as_stalled_by_name() {
+    require_faulty_drive!();
+    let dir = scratch();
+    let image = new_image(dir.path());
+    // Far longer than the 30 s after which a drive counts as stalled; resumed by the test.
+    let drive = stick().stall_after_written(4 * MIB, Duration::from_secs(600)).build();
+    let name = drive.dev().display().to_string();
+    let ran = run_watched(&mut write_to(&image, drive.dev()), |p, pid| {
+        let stalled = p["phase"] == "stalled"
+            && p["devices"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["name"] == name.as_str() && d["phase"] == "stalled"));
+        if stalled {
+            check(Command::new("kill").args(["-INT", &pid.to_string()]));
+            drive.resume();
+        }
+        stalled
+    });
+    ran.expect(7, "cancelled");
+    assert!(ran.after_action.is_some(), "never reported as stalled\n{}", ran.transcript);
+    assert_unrecognisable(&drive, &ran.transcript);
+}
