@@ -279,7 +279,7 @@ fn eio_on_read_back() {
 #[test]
 fn failing_sync() {
     require_faulty_drive!();
-    let (ran, drive) = write_new(|b| b.fail_sync());
+    let (ran, drive) = write_new(graver_testkit::FaultyDriveBuilder::fail_sync);
     ran.expect(5, "finishing the write failed");
     assert_unrecognisable(&drive, &ran.transcript);
 }
