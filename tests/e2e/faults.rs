@@ -480,7 +480,11 @@ fn a_drive_that_stops_answering_is_reported_as_stalled_by_name() {
     let dir = scratch();
     let image = new_image(dir.path());
     // Far longer than the 30 s after which a drive counts as stalled; resumed by the test.
-    let drive = stick().stall_after_written(4 * MIB, Duration::from_secs(600)).build();
+    // Slow as well, so that what is left after the resume outlasts the cancel's way in.
+    let drive = stick()
+        .stall_after_written(4 * MIB, Duration::from_secs(600))
+        .speed_limit(8_000_000)
+        .build();
     let name = drive.dev().display().to_string();
     let ran = run_watched(&mut write_to(&image, drive.dev()), |p, pid| {
         let stalled = p["phase"] == "stalled"
@@ -494,6 +498,10 @@ fn a_drive_that_stops_answering_is_reported_as_stalled_by_name() {
         stalled
     });
     ran.expect(7, "cancelled");
-    assert!(ran.after_action.is_some(), "never reported as stalled\n{}", ran.transcript);
+    assert!(
+        ran.after_action.is_some(),
+        "never reported as stalled\n{}",
+        ran.transcript
+    );
     assert_unrecognisable(&drive, &ran.transcript);
 }

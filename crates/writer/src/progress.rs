@@ -297,13 +297,16 @@ mod tests {
         assert!(watch.observe(Phase::Writing, 10, start + after, after));
         // One more byte and it is moving again.
         assert!(!watch.observe(Phase::Writing, 11, start + after * 2, after));
+        // A new phase is a change too.
+        let verifying = start + after * 3;
+        assert!(!watch.observe(Phase::Verifying, 11, verifying, after));
         assert!(!watch.observe(
             Phase::Verifying,
             11,
-            start + after * 3 - Duration::from_millis(1),
+            verifying + after - Duration::from_millis(1),
             after
         ));
-        assert!(watch.observe(Phase::Verifying, 11, start + after * 3, after));
+        assert!(watch.observe(Phase::Verifying, 11, verifying + after, after));
     }
 
     #[test]
