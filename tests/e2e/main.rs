@@ -10,6 +10,7 @@ mod bad_input;
 mod cancel;
 mod cli;
 mod drives;
+mod faults;
 mod hash;
 mod privacy;
 mod support;

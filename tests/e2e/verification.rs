@@ -104,6 +104,11 @@ fn a_difference_in_a_compressed_write_is_named_exactly_too() {
 }
 
 #[test]
+fn a_difference_in_the_first_mib_is_caught_after_it_is_written_last() {
+    differs_at(510..512, "img");
+}
+
+#[test]
 fn of_several_differences_the_first_is_named() {
     let Some(drive) = faulty(|b| {
         b.corrupt_reads(30 * MIB + 7..30 * MIB + 8)
@@ -152,7 +157,7 @@ fn a_drive_that_differs_fails_alone_while_the_healthy_ones_finish_and_verify() {
 }
 
 #[test]
-fn a_counterfeit_drive_that_wraps_fails_verification_instead_of_hanging() {
+fn a_counterfeit_drive_that_wraps_fails_as_counterfeit_instead_of_hanging() {
     // Claims 256 MiB, keeps 32: the image's last 16 MiB land on its first 16.
     if !is_root() || FaultyDrive::supported().is_err() {
         eprintln!("skipped: needs root, loop devices and FUSE");
@@ -163,6 +168,9 @@ fn a_counterfeit_drive_that_wraps_fails_verification_instead_of_hanging() {
     out.expect_code(6);
     let targets = result_targets(&out.result());
     let message = targets[0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("verification failed"), "{message}\n{out}");
+    assert!(
+        message.contains("not as large as it claims") && message.contains("keeps at most about"),
+        "{message}\n{out}"
+    );
     assert_not_bootable(&drive, &out);
 }

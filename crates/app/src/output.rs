@@ -32,6 +32,17 @@ pub fn image_size_text(size: graver_image::ImageSize) -> String {
     }
 }
 
+/// The drives a snapshot shows as stalled, for the bar's message.
+fn stalled_names(progress: &Progress) -> String {
+    let names: Vec<&str> = progress
+        .devices
+        .iter()
+        .filter(|d| d.phase == graver_writer::Phase::Stalled)
+        .map(|d| d.name.as_str())
+        .collect();
+    names.join(", ")
+}
+
 /// "1:05" or "0:07" for a time left.
 fn clock(secs: f64) -> String {
     let secs = secs.max(0.0).round() as u64;
@@ -98,6 +109,13 @@ impl Reporter {
                 );
                 if let Some(eta) = progress.eta_secs {
                     message.push_str(&format!("  {} left", clock(eta)));
+                }
+                if progress.phase == graver_writer::Phase::Stalled {
+                    message.push_str(&format!(
+                        "  {}: no answer for {} s or more; the drive or its port may have stopped responding (Ctrl-C to cancel)",
+                        stalled_names(progress),
+                        graver_writer::STALL_AFTER.as_secs()
+                    ));
                 }
                 bar.set_message(message);
             }

@@ -61,6 +61,12 @@
 //! the xz indexes and the zstd frames are read as streams, so no field of a file decides
 //! how much memory reading its structure takes.
 //!
+//! # Looking before writing
+//!
+//! [`probe`] decodes an image's first MiB and says what it shows: nothing at all
+//! ([`Probe::refusal`]: an empty archive must not wipe a drive), or too little or no
+//! partition table or file system signature ([`Probe::warning`]).
+//!
 //! # Published checksums
 //!
 //! [`find_checksum`] looks next to the image for the SHA-256 digest its publisher put
@@ -92,6 +98,7 @@ mod checksum;
 mod error;
 mod format;
 mod image;
+mod probe;
 mod reader;
 mod xz;
 mod zip;
@@ -103,6 +110,7 @@ pub use crate::{
     error::ImageError,
     format::{Format, read_up_to},
     image::{Image, ImageSize},
+    probe::{PROBE_LEN, Probe, SECTOR, probe, signature},
     reader::ImageReader,
 };
 

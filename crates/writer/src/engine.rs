@@ -22,8 +22,10 @@ use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::buffer::{AlignedBuf, Chunk, Pool, round_up};
+use crate::error::size;
 use crate::progress::{DeviceState, Phase, Progress, Tracker, run_ticker};
-use crate::{Device, Source, WriteError};
+use crate::wipe::{ReadFailure, read_pieces, scrub, write_pieces};
+use crate::{Device, Source, WriteError, stamps, wipe};
 
 /// Size of one transfer: the `bs=4M` of the manual's `dd`.
 pub const CHUNK_SIZE: usize = 4 << 20;
@@ -80,6 +82,18 @@ pub struct DeviceReport {
     pub name: String,
     /// `Ok(true)` written and verified, `Ok(false)` written without verification.
     pub result: Result<bool, WriteError>,
+    /// Something the user must know about a write that succeeded, such as a drive that
+    /// holds the image but is smaller than it claims.
+    pub warning: Option<String>,
+}
+
+/// What a device that was written reports besides success.
+type Written = (bool, Option<String>);
+
+/// Where one device's counterfeit stamps go, and the job's nonce they carry.
+struct Stamps {
+    offsets: Vec<u64>,
+    nonce: u64,
 }
 
 /// The outcome of [`write`].
@@ -140,7 +154,18 @@ pub fn write(
     );
     let block = devices.iter().map(|d| d.block_size()).max().unwrap_or(4096).max(4096);
 
-    let mut results: Vec<Option<Result<bool, WriteError>>> = devices.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<Written, WriteError>>> = devices.iter().map(|_| None).collect();
+    let nonce = stamps::nonce();
+    let stamps: Vec<Stamps> = devices
+        .iter()
+        .map(|d| Stamps {
+            offsets: d
+                .capacity()
+                .map(|c| stamps::plan(c, source.size().bytes(), block))
+                .unwrap_or_default(),
+            nonce,
+        })
+        .collect();
     if let ImageSize::Exact(needed) = source.size() {
         for (i, device) in devices.iter().enumerate() {
             if let Some(capacity) = device.capacity().filter(|&c| c < needed) {
@@ -161,6 +186,7 @@ pub fn write(
             opened.reader,
             devices,
             &mut results,
+            &stamps,
             &tracker,
             options,
             block,
@@ -181,9 +207,16 @@ pub fn write(
     let devices = devices
         .iter()
         .zip(results)
-        .map(|(d, r)| DeviceReport {
-            name: d.name(),
-            result: r.unwrap_or(Err(WriteError::SourceFailed)),
+        .map(|(d, r)| {
+            let (result, warning) = match r.unwrap_or(Err(WriteError::SourceFailed)) {
+                Ok((verified, warning)) => (Ok(verified), warning),
+                Err(e) => (Err(e), None),
+            };
+            DeviceReport {
+                name: d.name(),
+                result,
+                warning,
+            }
         })
         .collect();
     Ok(WriteReport {
@@ -207,7 +240,8 @@ fn finish_progress(tracker: &Tracker, on_progress: &(dyn Fn(&Progress) + Sync)) 
 fn pipeline(
     reader: Box<dyn Read + Send>,
     devices: &mut [&mut dyn Device],
-    results: &mut [Option<Result<bool, WriteError>>],
+    results: &mut [Option<Result<Written, WriteError>>],
+    stamps: &[Stamps],
     tracker: &Tracker,
     options: WriteOptions,
     block: usize,
@@ -221,14 +255,16 @@ fn pipeline(
 
     let (read_result, digests) = std::thread::scope(|scope| {
         let mut writers = Vec::new();
-        for ((device, result), state) in devices.iter_mut().zip(results.iter()).zip(&tracker.devices) {
+        for (((device, result), state), stamps) in
+            devices.iter_mut().zip(results.iter()).zip(&tracker.devices).zip(stamps)
+        {
             if result.is_some() {
                 continue;
             }
             let (tx, rx) = crossbeam_channel::bounded(POOL_BUFFERS);
             senders.push(tx);
             let device: &mut dyn Device = &mut **device;
-            writers.push(scope.spawn(move || write_stage(device, &rx, state, block, cancel)));
+            writers.push(scope.spawn(move || write_stage(device, &rx, state, block, stamps, cancel)));
         }
         let hasher = scope.spawn(move || hash_stage(&hash_rx, options.sha256));
         let read_result = read_stage(reader, &pool, &senders, &hash_tx, tracker, block, cancel);
@@ -241,6 +277,10 @@ fn pipeline(
     });
     drop(pool);
     let image_len = read_result?;
+    if image_len == 0 && results.iter().any(Option::is_none) {
+        // Nothing reached the drives: a writer prepares its drive on the first chunk.
+        return Err(WriteError::EmptyImage);
+    }
     tracker.image_len.store(image_len, Ordering::Relaxed);
     let digests = digests.unwrap_or(Digests {
         sha256: None,
@@ -250,7 +290,12 @@ fn pipeline(
     let mut held = held.into_iter();
     std::thread::scope(|scope| {
         let mut finishers = Vec::new();
-        for ((device, result), state) in devices.iter_mut().zip(results.iter_mut()).zip(&tracker.devices) {
+        for (((device, result), state), stamps) in devices
+            .iter_mut()
+            .zip(results.iter_mut())
+            .zip(&tracker.devices)
+            .zip(stamps)
+        {
             if result.is_some() {
                 continue;
             }
@@ -262,7 +307,7 @@ fn pipeline(
                 state,
                 scope.spawn(move || {
                     let first = first?;
-                    finish_device(
+                    let finished = finish_device(
                         device,
                         &first,
                         image_len,
@@ -270,9 +315,14 @@ fn pipeline(
                         state,
                         options.verify,
                         block,
+                        stamps,
                         source,
                         cancel,
-                    )
+                    );
+                    if finished.is_err() {
+                        scrub(device, block, &stamps.offsets);
+                    }
+                    finished
                 }),
             ));
         }
@@ -284,7 +334,7 @@ fn pipeline(
             } else {
                 state.set_phase(Phase::Failed);
             }
-            *result = Some(outcome.map(|()| options.verify));
+            *result = Some(outcome.map(|warning| (options.verify, warning)));
         }
     });
     if cancel.is_cancelled() {
@@ -343,15 +393,18 @@ fn read_stage(
     Ok(offset)
 }
 
-/// Writes every chunk except the first MiB, which it keeps; returns that first MiB.
+/// Prepares the device on the first chunk ([`prepare`]), then writes every chunk except
+/// the first MiB, which it keeps; returns that first MiB.
 fn write_stage(
     device: &mut dyn Device,
     chunks: &Receiver<Msg>,
     state: &DeviceState,
     block: usize,
+    stamps: &Stamps,
     cancel: &CancelToken,
 ) -> Result<AlignedBuf, WriteError> {
     let mut first = AlignedBuf::new(usize::try_from(HOLD_BACK).unwrap_or(1 << 20), block);
+    let mut touched = false;
     let outcome = (|| {
         loop {
             let chunk = match chunks.recv() {
@@ -361,6 +414,10 @@ fn write_stage(
             };
             if cancel.is_cancelled() {
                 return Err(WriteError::Cancelled);
+            }
+            if !touched {
+                touched = true;
+                prepare(device, block, stamps, cancel)?;
             }
             let end = chunk.offset + chunk.len as u64;
             fits(device, end)?;
@@ -374,13 +431,7 @@ fn write_stage(
             if skip < padded.len() {
                 let offset = chunk.offset + skip as u64;
                 let len = on_device(device.capacity(), offset, padded.len() - skip);
-                device
-                    .write_at(offset, &padded[skip..skip + len])
-                    .map_err(|source| WriteError::Write {
-                        device: device.name(),
-                        offset,
-                        source,
-                    })?;
+                write_pieces(device, offset, &padded[skip..skip + len], cancel)?;
             }
             state.bytes.store(end, Ordering::Relaxed);
         }
@@ -391,9 +442,25 @@ fn write_stage(
     })();
     if outcome.is_err() {
         state.set_phase(Phase::Failed);
+        if touched {
+            scrub(device, block, &stamps.offsets);
+        }
         drain(chunks);
     }
     outcome.map(|()| first)
+}
+
+/// Makes the drive unrecognisable before the body: zeroes its first and last MiB
+/// (every whole-disk signature lies there, see [`wipe`]), writes the counterfeit
+/// stamps beyond the image, and syncs, so that from here on a write that stops
+/// for any reason leaves neither the old image nor part of the new one.
+fn prepare(device: &mut dyn Device, block: usize, stamps: &Stamps, cancel: &CancelToken) -> Result<(), WriteError> {
+    wipe::wipe(device, block, cancel)?;
+    stamps::write(device, &stamps.offsets, stamps.nonce, block, cancel)?;
+    device.sync().map_err(|source| WriteError::Finish {
+        device: device.name(),
+        source,
+    })
 }
 
 /// Refuses to go on when the image reaches past the end of the device.
@@ -445,7 +512,9 @@ fn hash_stage(chunks: &Receiver<Msg>, want_sha256: bool) -> Digests {
     }
 }
 
-/// Verifies the body, writes and verifies the first MiB, and finishes the device.
+/// Checks the counterfeit stamps, verifies the body, writes and verifies the first MiB,
+/// and finishes the device; returns a warning for a drive smaller than it claims that
+/// still holds the image.
 #[expect(
     clippy::too_many_arguments,
     reason = "one internal call site; a struct would only rename them"
@@ -458,18 +527,36 @@ fn finish_device(
     state: &DeviceState,
     verify: bool,
     block: usize,
+    stamps: &Stamps,
     source: &dyn Source,
     cancel: &CancelToken,
-) -> Result<(), WriteError> {
+) -> Result<Option<String>, WriteError> {
     let held_len = image_len.min(HOLD_BACK);
     if verify {
         state.set_phase(Phase::Verifying);
         state.bytes.store(held_len, Ordering::Relaxed);
-        verify_range(device, held_len, image_len, digests, state, source, cancel)?;
     }
+    let found = stamps::check(device, &stamps.offsets, image_len, stamps.nonce, block)?;
+    let warning = match found.keeps_at_most() {
+        None => {
+            if verify {
+                verify_range(device, held_len, image_len, digests, state, source, cancel)?;
+            }
+            None
+        }
+        Some(keeps_at_most) => Some(judge_counterfeit(
+            device,
+            &found,
+            keeps_at_most,
+            image_len,
+            verify.then_some((digests, state, source, cancel)),
+            block,
+        )?),
+    };
     if cancel.is_cancelled() {
         return Err(WriteError::Cancelled);
     }
+    stamps::erase(device, &found.kept, block)?;
     state.set_phase(Phase::Finishing);
     let held_padded = usize::try_from(round_up(held_len, block)).unwrap_or(0);
     let name = device.name();
@@ -491,7 +578,49 @@ fn finish_device(
             verify_range(device, 0, held_len, digests, state, source, cancel)?;
         }
     }
-    device.finish(image_len).map_err(finish_error)
+    device.finish(image_len).map_err(finish_error)?;
+    Ok(warning)
+}
+
+/// Decides what a drive that lost some stamps means for this write. It holds the image
+/// only if the stamp at 0 survived (nothing of the body wrapped onto the first MiB,
+/// which is written last) and the body reads back right; then the write stands with a
+/// warning naming the real size. Otherwise, or without verification to tell, the write
+/// fails as counterfeit, with the real size measured now that nothing on it is worth keeping.
+fn judge_counterfeit(
+    device: &mut dyn Device,
+    found: &stamps::Found,
+    keeps_at_most: u64,
+    image_len: u64,
+    verify: Option<(&Digests, &DeviceState, &dyn Source, &CancelToken)>,
+    block: usize,
+) -> Result<String, WriteError> {
+    let claimed = device.capacity().unwrap_or(0);
+    let held = image_len.min(HOLD_BACK);
+    let verified = match verify {
+        Some((digests, state, source, cancel)) if keeps_at_most > 0 => {
+            match verify_range(device, held, image_len, digests, state, source, cancel) {
+                Ok(()) => true,
+                Err(WriteError::Mismatch { .. }) => false,
+                Err(other) => return Err(other),
+            }
+        }
+        _ => false,
+    };
+    if verified && found.lost.first() != Some(&0) {
+        return Ok(format!(
+            "{}: the drive is not as large as it claims: it reports {} but keeps at most about {} (what is written beyond that lands on earlier data). The image fits and was verified, but do not trust the rest of the drive; a full check of the drive (`graver check`, planned for a later version) will tell more.",
+            device.name(),
+            size(claimed),
+            size(keeps_at_most)
+        ));
+    }
+    Err(WriteError::Counterfeit {
+        device: device.name(),
+        claimed,
+        keeps_at_most: stamps::probe(device, block),
+        image_len,
+    })
 }
 
 /// Reads `[from, to)` back (from a region boundary) and compares it region by region with the digests.
@@ -540,14 +669,15 @@ fn read_back(
         let len = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
         let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(CHUNK_SIZE);
         let padded = on_device(capacity, offset, padded);
-        let read = device
-            .read_at(offset, &mut buf[..padded])
-            .map(|got| Chunk::new(buf, offset, got.min(len), padded, pool.recycler()))
-            .map_err(|source| WriteError::ReadBack {
+        let read = match read_pieces(device, offset, &mut buf[..padded], cancel) {
+            Ok(got) => Ok(Chunk::new(buf, offset, got.min(len), padded, pool.recycler())),
+            Err(ReadFailure::Cancelled) => Err(WriteError::Cancelled),
+            Err(ReadFailure::Io(at, source)) => Err(WriteError::ReadBack {
                 device: name.to_owned(),
-                offset,
+                offset: at,
                 source,
-            });
+            }),
+        };
         let failed = read.is_err();
         if chunks.send(read).is_err() || failed {
             return;

@@ -54,6 +54,25 @@ pub enum WriteError {
         /// First byte that differs.
         offset: u64,
     },
+    /// The drive reports more capacity than it keeps (a counterfeit), and the image did not
+    /// survive on it or could not be checked.
+    #[error(
+        "{device}: the drive is not as large as it claims: it reports {} but keeps at most about {} (what is written beyond that lands on earlier data), so it cannot hold this {} image. A full check of the drive (`graver check`, planned for a later version) will tell more.",
+        size(*.claimed), .keeps_at_most.map_or_else(|| "less than the image".to_owned(), size), size(*.image_len)
+    )]
+    Counterfeit {
+        /// The device.
+        device: String,
+        /// The capacity the drive reports.
+        claimed: u64,
+        /// Where its real capacity ends at the latest, when it could be measured.
+        keeps_at_most: Option<u64>,
+        /// Bytes of image.
+        image_len: u64,
+    },
+    /// The image decodes to nothing; no drive was touched.
+    #[error("the image is empty: it decodes to 0 bytes, so there is nothing to write; the drive was not touched")]
+    EmptyImage,
     /// Syncing or finishing the device failed after the data was written.
     #[error("{device}: finishing the write failed: {source}")]
     Finish {
@@ -104,10 +123,10 @@ impl WriteError {
     /// Which class of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::BadImage(_) | Self::SourceFailed => ErrorKind::BadInput,
+            Self::BadImage(_) | Self::SourceFailed | Self::EmptyImage => ErrorKind::BadInput,
             Self::TooSmall { .. } => ErrorKind::Refused,
             Self::SourceIo(_) | Self::Write { .. } | Self::ReadBack { .. } | Self::Finish { .. } => ErrorKind::Io,
-            Self::Mismatch { .. } => ErrorKind::Mismatch,
+            Self::Mismatch { .. } | Self::Counterfeit { .. } => ErrorKind::Mismatch,
             Self::Cancelled => ErrorKind::Cancelled,
         }
     }
@@ -120,5 +139,18 @@ impl WriteError {
             }
             _ => Self::SourceIo(error),
         }
+    }
+}
+
+/// A size as people read it in a message: "256 MiB", "1.5 GiB", "512 bytes".
+pub(crate) fn size(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes as f64 / GIB as f64)
+    } else if bytes >= MIB {
+        format!("{} MiB", bytes.div_ceil(MIB))
+    } else {
+        format!("{bytes} bytes")
     }
 }

@@ -1,7 +1,7 @@
 //! Progress: shared counters the pipeline bumps, and the snapshots a ticker sends out.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// How often progress is reported: more than four times a second.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+/// A device that has not moved a byte for this long is reported as [`Phase::Stalled`].
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
 
 /// Where a device is in its write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,6 +29,10 @@ pub enum Phase {
     Done,
     /// Stopped by an error or a cancellation.
     Failed,
+    /// Still at work, but the device has not answered for [`STALL_AFTER`]: the drive,
+    /// its port or its hub has stopped responding. Only snapshots carry it; the
+    /// device goes on from where it was if it answers again.
+    Stalled,
 }
 
 impl Phase {
@@ -37,6 +43,7 @@ impl Phase {
             2 => Self::Verifying,
             3 => Self::Finishing,
             4 => Self::Done,
+            6 => Self::Stalled,
             _ => Self::Failed,
         }
     }
@@ -50,6 +57,7 @@ impl Phase {
             Self::Finishing => "finishing",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Stalled => "stalled",
         }
     }
 }
@@ -121,11 +129,39 @@ pub(crate) struct Tracker {
     /// The exact image length once the source has been read to the end (0 before).
     pub(crate) image_len: AtomicU64,
     pub(crate) ended: AtomicBool,
+    /// When each device last moved, for [`Phase::Stalled`].
+    watches: Mutex<Vec<StallWatch>>,
+}
+
+/// Tells a device that stopped answering from one that is merely slow: nothing
+/// changed in its phase or its byte count for [`STALL_AFTER`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StallWatch {
+    seen: Option<(Phase, u64)>,
+    since: Instant,
+}
+
+impl StallWatch {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self { seen: None, since: now }
+    }
+
+    /// Records what the device shows at `now`; true when it has shown the same for at
+    /// least `after` while it had work to do.
+    pub(crate) fn observe(&mut self, phase: Phase, bytes: u64, now: Instant, after: Duration) -> bool {
+        if self.seen != Some((phase, bytes)) {
+            self.seen = Some((phase, bytes));
+            self.since = now;
+        }
+        matches!(phase, Phase::Writing | Phase::Verifying | Phase::Finishing) && now.duration_since(self.since) >= after
+    }
 }
 
 impl Tracker {
     pub(crate) fn new(names: Vec<String>, consumed: Arc<AtomicU64>, file_size: u64, size: ImageSize) -> Self {
+        let now = Instant::now();
         Self {
+            watches: Mutex::new(names.iter().map(|_| StallWatch::new(now)).collect()),
             devices: names.into_iter().map(DeviceState::new).collect(),
             consumed,
             file_size,
@@ -144,7 +180,7 @@ impl Tracker {
 
     /// A snapshot; `rate` and `eta_secs` are filled in by [`Ticker`].
     pub(crate) fn snapshot(&self) -> Progress {
-        let devices: Vec<DeviceProgress> = self
+        let mut devices: Vec<DeviceProgress> = self
             .devices
             .iter()
             .map(|d| DeviceProgress {
@@ -156,6 +192,16 @@ impl Tracker {
         let working = devices.iter().filter(|d| d.phase != Phase::Failed);
         let slowest = working.min_by_key(|d| (d.phase, d.bytes));
         let (phase, bytes) = slowest.map_or((Phase::Failed, 0), |d| (d.phase, d.bytes));
+        let now = Instant::now();
+        let mut any_stalled = false;
+        if let Ok(mut watches) = self.watches.lock() {
+            for (device, watch) in devices.iter_mut().zip(watches.iter_mut()) {
+                if watch.observe(device.phase, device.bytes, now, STALL_AFTER) {
+                    device.phase = Phase::Stalled;
+                    any_stalled = true;
+                }
+            }
+        }
         let total = self.total();
         let fraction = match (phase, total) {
             (Phase::Writing, ImageSize::Estimate(_) | ImageSize::Unknown) if self.file_size > 0 => {
@@ -166,7 +212,8 @@ impl Tracker {
             _ => 0.0,
         };
         Progress {
-            phase,
+            // One stalled drive holds up the whole job, so the job is stalled.
+            phase: if any_stalled { Phase::Stalled } else { phase },
             bytes,
             total,
             fraction: fraction.clamp(0.0, 1.0),
@@ -232,6 +279,43 @@ pub(crate) fn run_ticker(tracker: &Tracker, stop: &Receiver<()>, on_progress: &(
         match stop.recv_timeout(PROGRESS_INTERVAL) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_is_stalled_only_after_the_whole_time_without_a_change() {
+        let start = Instant::now();
+        let mut watch = StallWatch::new(start);
+        let after = STALL_AFTER;
+        assert!(!watch.observe(Phase::Writing, 10, start, after));
+        assert!(!watch.observe(Phase::Writing, 10, start + after / 2, after));
+        assert!(watch.observe(Phase::Writing, 10, start + after, after));
+        // One more byte and it is moving again.
+        assert!(!watch.observe(Phase::Writing, 11, start + after * 2, after));
+        // A new phase is a change too.
+        let verifying = start + after * 3;
+        assert!(!watch.observe(Phase::Verifying, 11, verifying, after));
+        assert!(!watch.observe(
+            Phase::Verifying,
+            11,
+            verifying + after - Duration::from_millis(1),
+            after
+        ));
+        assert!(watch.observe(Phase::Verifying, 11, verifying + after, after));
+    }
+
+    #[test]
+    fn a_finished_or_failed_device_is_never_stalled() {
+        let start = Instant::now();
+        for phase in [Phase::Preparing, Phase::Done, Phase::Failed] {
+            let mut watch = StallWatch::new(start);
+            assert!(!watch.observe(phase, 5, start, STALL_AFTER));
+            assert!(!watch.observe(phase, 5, start + STALL_AFTER * 10, STALL_AFTER));
         }
     }
 }

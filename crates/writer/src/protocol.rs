@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ErrorKind, Progress};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// No message comes near this; a larger length prefix is garbage.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -123,6 +123,9 @@ pub struct TargetResult {
     pub outcome: Outcome,
     /// What ejecting said, when ejecting was asked for and the write succeeded.
     pub ejected: Option<String>,
+    /// Something the user must know about a write that succeeded, such as a drive
+    /// that holds the image but is smaller than it claims.
+    pub warning: Option<String>,
 }
 
 /// The end of a job that ran: one result per target, in the job's order.
@@ -282,11 +285,18 @@ mod tests {
             fraction: 0.25,
             rate: 3.5e7,
             eta_secs: Some(92.0),
-            devices: vec![DeviceProgress {
-                name: "/dev/sdb".into(),
-                phase: Phase::Writing,
-                bytes: 1 << 30,
-            }],
+            devices: vec![
+                DeviceProgress {
+                    name: "/dev/sdb".into(),
+                    phase: Phase::Writing,
+                    bytes: 1 << 30,
+                },
+                DeviceProgress {
+                    name: "/dev/sdc".into(),
+                    phase: Phase::Stalled,
+                    bytes: 1 << 29,
+                },
+            ],
         };
         let responses = vec![
             (
@@ -307,6 +317,7 @@ mod tests {
                             target: "/dev/sdb".into(),
                             outcome: Outcome::Verified,
                             ejected: Some("sdb was ejected: safe to remove".into()),
+                            warning: Some("/dev/sdb: the drive is not as large as it claims: it reports 256 MiB but keeps at most about 32 MiB".into()),
                         },
                         TargetResult {
                             target: "/dev/sdc".into(),
@@ -315,6 +326,7 @@ mod tests {
                                 message: "/dev/sdc: writing failed at byte 1048576: Input/output error".into(),
                             },
                             ejected: None,
+                            warning: None,
                         },
                         TargetResult {
                             target: "/dev/sdd".into(),
@@ -322,6 +334,7 @@ mod tests {
                                 reason: "sdd is read-only; check its write-protect switch.".into(),
                             },
                             ejected: None,
+                            warning: None,
                         },
                     ],
                 }),

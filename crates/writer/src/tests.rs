@@ -73,6 +73,8 @@ struct MemDevice {
     corrupt_at: Vec<u64>,
     /// Cancel this token after this many writes.
     cancel_after: Option<(usize, CancelToken)>,
+    /// A counterfeit: claims the whole buffer but keeps this many bytes, storing offset `o` at `o % real`.
+    real: Option<usize>,
 }
 
 impl MemDevice {
@@ -87,6 +89,7 @@ impl MemDevice {
             fail_at: None,
             corrupt_at: Vec::new(),
             cancel_after: None,
+            real: None,
         };
         (device, log)
     }
@@ -115,7 +118,14 @@ impl Device for MemDevice {
             return Err(io::Error::other("injected write failure"));
         }
         let mut log = self.log.lock().unwrap();
-        log.data[offset as usize..end as usize].copy_from_slice(buf);
+        match self.real {
+            Some(real) => {
+                for (i, &b) in buf.iter().enumerate() {
+                    log.data[(offset as usize + i) % real] = b;
+                }
+            }
+            None => log.data[offset as usize..end as usize].copy_from_slice(buf),
+        }
         for &c in self.corrupt_at.iter().filter(|c| (offset..end).contains(c)) {
             log.data[c as usize] ^= 0x40;
         }
@@ -132,7 +142,14 @@ impl Device for MemDevice {
         let log = self.log.lock().unwrap();
         let start = offset as usize;
         let n = buf.len().min(log.data.len().saturating_sub(start));
-        buf[..n].copy_from_slice(&log.data[start..start + n]);
+        match self.real {
+            Some(real) => {
+                for (i, b) in buf[..n].iter_mut().enumerate() {
+                    *b = log.data[(start + i) % real];
+                }
+            }
+            None => buf[..n].copy_from_slice(&log.data[start..start + n]),
+        }
         Ok(n)
     }
     fn sync(&mut self) -> io::Result<()> {
@@ -188,10 +205,150 @@ fn writes_and_verifies_images_of_awkward_sizes() {
         assert_eq!(&log.data[..len], &image[..], "{len}: device differs from image");
         assert!(log.data[len..].iter().all(|&b| b == 0), "{len}: padding is not zero");
         assert_eq!(log.finished, Some(len as u64));
+        // The first MiB is written twice (it was once): first of all zeroed, the wipe
+        // that makes a half-written drive unrecognisable, and last of all with the
+        // image's own first MiB, once the body verified.
+        assert_eq!(log.writes.first(), Some(&(0, MIB)), "{len}: the wipe must come first");
         let (last_offset, _) = *log.writes.last().unwrap();
         assert_eq!(last_offset, 0, "{len}: the first MiB must be the last write");
-        assert_eq!(log.writes.iter().filter(|(o, _)| *o < HOLD_BACK).count(), 1);
+        let in_first: Vec<_> = log.writes.iter().filter(|(o, _)| *o < HOLD_BACK).collect();
+        assert_eq!(in_first.len(), 2, "{len}: {in_first:?}");
+        assert!(
+            log.writes.contains(&(15 * MIB as u64, MIB)),
+            "{len}: the last MiB was not wiped"
+        );
     }
+}
+
+/// Old contents at both ends of a drive, as a stick that held an ISO would have.
+fn with_old_contents(log: &Arc<Mutex<Log>>) {
+    let mut log = log.lock().unwrap();
+    let len = log.data.len();
+    log.data[..MIB].fill(0xee);
+    log.data[len - MIB..].fill(0xee);
+}
+
+fn ends_are_zero(log: &Arc<Mutex<Log>>) -> bool {
+    let log = log.lock().unwrap();
+    let len = log.data.len();
+    log.data[..MIB].iter().all(|&b| b == 0) && log.data[len - MIB..].iter().all(|&b| b == 0)
+}
+
+#[test]
+fn a_failed_cancelled_or_refused_write_leaves_no_old_signature_behind() {
+    let source = || MemSource {
+        data: pattern(6 * MIB),
+        fail_after: None,
+    };
+    // A write error half-way: the old first and last MiB are gone.
+    let (mut device, log) = MemDevice::new(16 * MIB);
+    with_old_contents(&log);
+    device.fail_at = Some(3 * MIB as u64);
+    let report = write_one(&source(), &mut device, &CancelToken::new()).unwrap();
+    assert!(matches!(report.devices[0].result, Err(WriteError::Write { .. })));
+    assert!(ends_are_zero(&log));
+
+    // A corrupt image late in the stream.
+    let (mut device, log) = MemDevice::new(16 * MIB);
+    with_old_contents(&log);
+    let corrupt = MemSource {
+        data: pattern(12 * MIB),
+        fail_after: Some(9 * MIB),
+    };
+    let error = write_one(&corrupt, &mut device, &CancelToken::new()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BadInput);
+    assert!(ends_are_zero(&log));
+
+    // A cancel.
+    let (mut device, log) = MemDevice::new(16 * MIB);
+    with_old_contents(&log);
+    let cancel = CancelToken::new();
+    device.cancel_after = Some((4, cancel.clone()));
+    assert!(matches!(
+        write_one(&source(), &mut device, &cancel),
+        Err(WriteError::Cancelled)
+    ));
+    assert!(ends_are_zero(&log));
+
+    // Refused before anything was touched: the drive is as it was.
+    let (mut device, log) = MemDevice::new(4 * MIB);
+    with_old_contents(&log);
+    let report = write_one(&source(), &mut device, &CancelToken::new()).unwrap();
+    assert!(matches!(report.devices[0].result, Err(WriteError::TooSmall { .. })));
+    assert!(log.lock().unwrap().writes.is_empty());
+}
+
+#[test]
+fn an_empty_image_is_refused_and_the_drive_is_not_touched() {
+    let source = MemSource {
+        data: Vec::new(),
+        fail_after: None,
+    };
+    let (mut device, log) = MemDevice::new(8 * MIB);
+    let error = write_one(&source, &mut device, &CancelToken::new()).unwrap_err();
+    assert!(matches!(error, WriteError::EmptyImage), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::BadInput);
+    assert!(log.lock().unwrap().writes.is_empty());
+}
+
+#[test]
+fn a_counterfeit_drive_that_cannot_hold_the_image_fails_naming_its_real_size() {
+    let (report, log) = within_a_minute(|| {
+        let source = MemSource {
+            data: pattern(48 * MIB),
+            fail_after: None,
+        };
+        let (mut device, log) = MemDevice::new(256 * MIB);
+        device.real = Some(32 * MIB);
+        (write_one(&source, &mut device, &CancelToken::new()).unwrap(), log)
+    });
+    let error = report.devices[0].result.as_ref().unwrap_err();
+    assert!(
+        matches!(error, WriteError::Counterfeit { claimed, keeps_at_most: Some(real), image_len, .. }
+            if *claimed == 256 * MIB as u64 && *real == 32 * MIB as u64 && *image_len == 48 * MIB as u64),
+        "{error:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Mismatch);
+    let message = error.to_string();
+    assert!(message.contains("256 MiB") && message.contains("32 MiB"), "{message}");
+    assert!(log.lock().unwrap().data[..MIB].iter().all(|&b| b == 0));
+    assert_eq!(log.lock().unwrap().finished, None);
+}
+
+#[test]
+fn a_counterfeit_drive_that_holds_the_image_succeeds_with_a_warning() {
+    let image = pattern(16 * MIB + 5);
+    let expected = image.clone();
+    let (report, log) = within_a_minute(move || {
+        let source = MemSource {
+            data: image,
+            fail_after: None,
+        };
+        let (mut device, log) = MemDevice::new(256 * MIB);
+        device.real = Some(32 * MIB);
+        (write_one(&source, &mut device, &CancelToken::new()).unwrap(), log)
+    });
+    assert!(matches!(report.devices[0].result, Ok(true)), "{:?}", report.devices[0]);
+    let warning = report.devices[0].warning.as_deref().unwrap();
+    assert!(warning.contains("256 MiB") && warning.contains("32 MiB"), "{warning}");
+    let log = log.lock().unwrap();
+    assert_eq!(&log.data[..expected.len()], &expected[..]);
+}
+
+#[test]
+fn a_drive_that_is_as_large_as_it_claims_gets_no_warning_and_keeps_no_stamp() {
+    let source = MemSource {
+        data: pattern(3 * MIB),
+        fail_after: None,
+    };
+    let (mut device, log) = MemDevice::new(64 * MIB);
+    let report = write_one(&source, &mut device, &CancelToken::new()).unwrap();
+    assert!(matches!(report.devices[0].result, Ok(true)));
+    assert_eq!(report.devices[0].warning, None);
+    assert!(
+        log.lock().unwrap().data[3 * MIB..].iter().all(|&b| b == 0),
+        "a stamp was left"
+    );
 }
 
 #[test]
@@ -389,17 +546,22 @@ fn cancellation_leaves_the_first_mib_unwritten() {
     };
     let (mut device, log) = MemDevice::new(64 * MIB);
     let cancel = CancelToken::new();
-    device.cancel_after = Some((2, cancel.clone()));
+    // Two wipes and seven stamps, then two pieces of the body.
+    device.cancel_after = Some((11, cancel.clone()));
     let error = write_one(&source, &mut device, &cancel).unwrap_err();
     assert!(matches!(error, WriteError::Cancelled), "{error:?}");
     assert_eq!(error.kind(), ErrorKind::Cancelled);
     let log = log.lock().unwrap();
+    // The first MiB is written to (the wipe, zeroed again after the cancel) but never
+    // with the image's own bytes.
     assert!(log.data[..MIB].iter().all(|&b| b == 0));
-    assert!(log.writes.iter().all(|(o, _)| *o >= HOLD_BACK));
+    let image = pattern(40 * MIB);
+    let landed = (1..40)
+        .filter(|m| log.data[m * MIB..(m + 1) * MIB] == image[m * MIB..(m + 1) * MIB])
+        .count();
     assert!(
-        log.writes.len() < 10,
-        "the write went on after cancellation: {} writes",
-        log.writes.len()
+        (1..10).contains(&landed),
+        "the write went on after cancellation: {landed} MiB of the body landed"
     );
 }
 

@@ -257,6 +257,24 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
             message: "no target given".into(),
         };
     }
+    // Before any drive is unmounted or opened: an image that decodes to nothing is refused
+    // here whatever the front end checked (the engine refuses it too, before a write).
+    match as_invoking_user(|| graver_image::probe(&image)) {
+        Ok(probe) => {
+            if let Some(refusal) = probe.refusal() {
+                return Response::JobFailed {
+                    kind: ErrorKind::BadInput,
+                    message: format!("{}: {refusal}", job.image.display()),
+                };
+            }
+        }
+        Err(e) => {
+            return Response::JobFailed {
+                kind: ErrorKind::BadInput,
+                message: e.to_string(),
+            };
+        }
+    }
     let drives = match graver_drives::list() {
         Ok(drives) => drives,
         Err(e) => {
@@ -297,13 +315,16 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
                 outcomes = report
                     .devices
                     .into_iter()
-                    .map(|d| match d.result {
-                        Ok(true) => Outcome::Verified,
-                        Ok(false) => Outcome::Written,
-                        Err(e) => Outcome::Failed {
-                            kind: e.kind(),
-                            message: e.to_string(),
-                        },
+                    .map(|d| {
+                        let outcome = match d.result {
+                            Ok(true) => Outcome::Verified,
+                            Ok(false) => Outcome::Written,
+                            Err(e) => Outcome::Failed {
+                                kind: e.kind(),
+                                message: e.to_string(),
+                            },
+                        };
+                        (outcome, d.warning)
                     })
                     .collect();
             }
@@ -313,15 +334,18 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
     let mut outcomes = outcomes.into_iter();
     let mut targets = Vec::new();
     for (path, check) in job.targets.iter().zip(checked) {
-        let (outcome, drive) = match check {
-            Err(reason) => (Outcome::Refused { reason }, None),
+        let (outcome, warning, drive) = match check {
+            Err(reason) => (Outcome::Refused { reason }, None, None),
             Ok(checked) => {
                 drop(checked.target);
-                let outcome = outcomes.next().unwrap_or(Outcome::Failed {
-                    kind: ErrorKind::Io,
-                    message: "the engine reported no result".into(),
-                });
-                (outcome, checked.drive)
+                let (outcome, warning) = outcomes.next().unwrap_or((
+                    Outcome::Failed {
+                        kind: ErrorKind::Io,
+                        message: "the engine reported no result".into(),
+                    },
+                    None,
+                ));
+                (outcome, warning, checked.drive)
             }
         };
         let ejected = match drive {
@@ -336,6 +360,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
             target: path.clone(),
             outcome,
             ejected,
+            warning,
         });
     }
     Response::Finished(JobResult {
@@ -393,6 +418,7 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
                     target: job.target.clone(),
                     outcome: Outcome::Verified,
                     ejected: None,
+                    warning: None,
                 }],
             });
         }
@@ -410,6 +436,7 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
             target: job.target.clone(),
             outcome,
             ejected: None,
+            warning: None,
         }],
     })
 }

@@ -71,6 +71,22 @@ pub fn write(args: &WriteArgs) -> Exit {
         Ok(image) => image,
         Err(exit) => return exit,
     };
+    // An empty image must not get as far as a drive; a strange one is worth a word first.
+    match graver_image::probe(&image) {
+        Ok(probe) => {
+            if let Some(refusal) = probe.refusal() {
+                return fail(
+                    args.json,
+                    Exit::BadInput,
+                    &format!("{}: {refusal}", image.path().display()),
+                );
+            }
+            if let Some(warning) = probe.warning() {
+                warn(args.json, &format!("{}: {warning}", image.path().display()));
+            }
+        }
+        Err(e) => return fail(args.json, Exit::from(&e), &e.to_string()),
+    }
     let chosen = match choose(args, &image) {
         Ok(chosen) => chosen,
         Err((exit, message)) => return fail(args.json, exit, &message),
@@ -99,6 +115,24 @@ pub fn write(args: &WriteArgs) -> Exit {
 }
 
 #[derive(Serialize)]
+struct WarningLine<'a> {
+    r#type: &'static str,
+    message: &'a str,
+}
+
+/// Tells the user something worth knowing that does not stop the job.
+fn warn(json: bool, message: &str) {
+    if json {
+        json_line(&WarningLine {
+            r#type: "warning",
+            message,
+        });
+    } else {
+        eprintln!("graver: warning: {message}");
+    }
+}
+
+#[derive(Serialize)]
 struct WriteLine<'a> {
     r#type: &'static str,
     ok: bool,
@@ -121,6 +155,8 @@ struct TargetLine<'a> {
     outcome: &'a Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     ejected: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'a str>,
 }
 
 fn exit_of(result: &JobResult) -> Exit {
@@ -156,6 +192,7 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
                     verified: t.outcome == Outcome::Verified,
                     outcome: &t.outcome,
                     ejected: t.ejected.as_deref(),
+                    warning: t.warning.as_deref(),
                 })
                 .collect(),
         });
@@ -177,6 +214,9 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
             ),
             Outcome::Refused { reason } => eprintln!("graver: {name}: refused: {reason}"),
             Outcome::Failed { message, .. } => eprintln!("graver: {message}"),
+        }
+        if let Some(warning) = &target.warning {
+            warn(false, warning);
         }
         if let Some(ejected) = &target.ejected {
             eprintln!("{name}: {ejected}");

@@ -70,6 +70,8 @@ pub(crate) struct Opened {
     pub(crate) published: Option<PublishedChecksum>,
     /// The drive the file is stored on, which must not be written.
     pub(crate) stored_on: Option<String>,
+    /// Why the image is probably not a disk image (too small, no signature at its start).
+    pub(crate) warning: Option<String>,
 }
 
 /// Sends an event and wakes the UI; the only way background work reaches the window.
@@ -248,12 +250,18 @@ impl GraverApp {
         let notifier = self.notifier.clone();
         let generation = self.generation;
         std::thread::spawn(move || {
-            let result = Image::open(&path).map_err(|e| e.to_string()).map(|image| {
-                Box::new(Opened {
+            let result = Image::open(&path).map_err(|e| e.to_string()).and_then(|image| {
+                // An image that decodes to nothing is refused here, before a drive can be chosen.
+                let probe = graver_image::probe(&image).map_err(|e| e.to_string())?;
+                if let Some(refusal) = probe.refusal() {
+                    return Err(format!("{}: {refusal}", image.path().display()));
+                }
+                Ok(Box::new(Opened {
                     published: graver_image::find_checksum(image.path()),
                     stored_on: graver_drives::drive_holding(image.path()),
+                    warning: probe.warning(),
                     image,
-                })
+                }))
             });
             notifier.send(AppEvent::Opened { generation, result });
         });

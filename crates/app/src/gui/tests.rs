@@ -437,6 +437,7 @@ fn snapshots_of_each_step() {
             target: "/dev/sdb".into(),
             outcome: Outcome::Verified,
             ejected: Some("sdb was ejected: safe to remove".into()),
+            warning: None,
         }],
     });
     harness.run_steps(2);

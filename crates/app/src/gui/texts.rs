@@ -31,6 +31,8 @@ pub const CANCEL: &str = "Cancel";
 pub const CONFIRM_TITLE: &str = "Erase and write?";
 pub const TYPE_NAME: &str = "Type the drive's name to confirm:";
 pub const CANCEL_WRITE: &str = "Cancel writing";
+/// Shown under the progress line while a drive does not answer.
+pub const STALLED: &str = "A drive has not answered for 30 seconds or more: it, its port or its hub may have stopped responding. Wait, or cancel and plug it in again.";
 pub const CANCEL_QUESTION: &str =
     "Stop now? The drive will be left without a partition table and will not boot until written again.";
 pub const YES_CANCEL: &str = "Yes, stop";

@@ -159,6 +159,9 @@ impl GraverApp {
                 });
             }
         }
+        if let Some(warning) = self.opened().and_then(|o| o.warning.as_ref()) {
+            ui.colored_label(WARN, warning);
+        }
         if let Some(published) = self.opened().and_then(|o| o.published.as_ref()) {
             let file = published
                 .source
@@ -427,6 +430,9 @@ impl GraverApp {
                             ui.colored_label(BAD, RichText::new(message.clone()).size(16.0));
                         }
                     }
+                    if let Some(warning) = &target.warning {
+                        ui.colored_label(WARN, RichText::new(warning.clone()).size(16.0));
+                    }
                     if let Some(ejected) = &target.ejected {
                         ui.label(RichText::new(ejected).weak());
                     }
@@ -507,6 +513,9 @@ fn progress_ui(ui: &mut Ui, progress: &Progress) {
         line.push_str(&format!(" · {}:{:02} left", secs / 60, secs % 60));
     }
     ui.label(RichText::new(line).size(HEADING));
+    if progress.phase == Phase::Stalled {
+        ui.colored_label(WARN, t::STALLED);
+    }
     ui.add_space(6.0);
     for device in &progress.devices {
         let fraction = match device.phase {
