@@ -78,17 +78,22 @@ pub(crate) enum ReadFailure {
 
 /// The ranges [`wipe`] zeroes: the first MiB, and the last MiB when the device has an end
 /// (a regular file grows instead, so it has no old end to destroy).
+///
+/// The tail range ends at the device's own end, not at its last whole `block`: a card
+/// whose capacity is a multiple of its 512-byte sectors but not of 4096 keeps its
+/// backup GPT header in the very last sector. The last transfer is then shorter than
+/// `block`, as the last write of an image is there (see `engine::on_device`).
 pub(crate) fn wipe_ranges(capacity: Option<u64>, block: usize) -> Vec<(u64, u64)> {
+    let block = block as u64;
     let mut ranges = Vec::new();
-    let head = capacity.map_or(WIPE_LEN, |c| c.min(WIPE_LEN)) / block as u64 * block as u64;
+    let head = capacity.map_or(WIPE_LEN, |c| c.min(WIPE_LEN)) / block * block;
     if head > 0 {
         ranges.push((0, head));
     }
     if let Some(capacity) = capacity {
-        let end = capacity / block as u64 * block as u64;
-        let start = end.saturating_sub(WIPE_LEN).max(head);
-        if start < end {
-            ranges.push((start, end));
+        let start = (capacity.saturating_sub(WIPE_LEN) / block * block).max(head);
+        if start < capacity {
+            ranges.push((start, capacity));
         }
     }
     ranges
@@ -96,7 +101,8 @@ pub(crate) fn wipe_ranges(capacity: Option<u64>, block: usize) -> Vec<(u64, u64)
 
 /// Zeroes the first and the last MiB of `device` (see [`wipe_ranges`]); the caller syncs.
 pub(crate) fn wipe(device: &mut dyn Device, block: usize, cancel: &CancelToken) -> Result<(), WriteError> {
-    let zeros = AlignedBuf::new(usize::try_from(WIPE_LEN).unwrap_or(PIECE), block);
+    // One block more than a MiB: the tail range may start a block early (see wipe_ranges).
+    let zeros = AlignedBuf::new(usize::try_from(WIPE_LEN).unwrap_or(PIECE) + block, block);
     for (start, end) in wipe_ranges(device.capacity(), block) {
         let len = usize::try_from(end - start).unwrap_or(0);
         write_pieces(device, start, &zeros[..len], cancel)?;
@@ -122,5 +128,25 @@ pub(crate) fn scrub(device: &mut dyn Device, block: usize, stamps: &[u64]) {
     let len = usize::try_from(head).unwrap_or(0);
     if len > 0 && device.write_at(0, &zeros[..len]).is_ok() {
         let _ = device.sync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WIPE_LEN, wipe_ranges};
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn both_ends_are_wiped_up_to_the_last_sector() {
+        assert_eq!(wipe_ranges(None, 4096), [(0, MIB)], "a file has no end to wipe");
+        assert_eq!(wipe_ranges(Some(64 * MIB), 4096), [(0, MIB), (63 * MIB, 64 * MIB)]);
+        // 512-byte sectors, not whole 4096-byte blocks: the last sector (backup GPT) too.
+        let odd = 48 * MIB + 512;
+        assert_eq!(wipe_ranges(Some(odd), 4096), [(0, MIB), (47 * MIB, odd)]);
+        assert!(wipe_ranges(Some(odd), 4096)[1].1 - wipe_ranges(Some(odd), 4096)[1].0 <= WIPE_LEN + 4096);
+        // Smaller than two MiB: the ranges meet and do not overlap.
+        assert_eq!(wipe_ranges(Some(MIB + 1536), 4096), [(0, MIB), (MIB, MIB + 1536)]);
+        assert_eq!(wipe_ranges(Some(6144), 4096), [(0, 4096), (4096, 6144)]);
     }
 }

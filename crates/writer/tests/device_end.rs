@@ -48,6 +48,35 @@ fn an_image_as_large_as_a_device_of_512_byte_sectors_is_written_and_verified() {
         "the capacity must not be a whole block"
     );
 
+    // The old contents' last sector (where a backup GPT header lives) is wiped too,
+    // although it is not a whole 4096-byte block: a small image never reaches it.
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut backing = File::options().write(true).open(&lo.backing).unwrap();
+        backing.seek(SeekFrom::Start(CAPACITY - 512)).unwrap();
+        backing.write_all(&[0xEF; 512]).unwrap();
+        backing.sync_all().unwrap();
+        let small = image_of(dir.path(), 3 * MIB + 5, 6);
+        let report = write(
+            &small,
+            &mut [&mut target as &mut dyn Device],
+            WriteOptions::default(),
+            &|_| {},
+            &CancelToken::new(),
+        )
+        .unwrap();
+        assert!(
+            matches!(report.devices[0].result, Ok(true)),
+            "{:?}",
+            report.devices[0].result
+        );
+        let got = lo.read(usize::try_from(CAPACITY).unwrap());
+        assert!(
+            got[usize::try_from(CAPACITY - 512).unwrap()..].iter().all(|&b| b == 0),
+            "the device's last sector was not wiped"
+        );
+    }
+
     // Exactly the device's size, and a size whose last sector is partly image, partly padding.
     for (len, seed) in [(CAPACITY, 7), (CAPACITY - 100, 8)] {
         let image = image_of(dir.path(), len, seed);
