@@ -10,9 +10,12 @@ mod bad_input;
 mod cancel;
 mod cli;
 mod drives;
+// The faulty drive is a FUSE file under a loop device: Linux only.
+#[cfg(target_os = "linux")]
 mod faults;
 mod hash;
 mod privacy;
 mod support;
+#[cfg(target_os = "linux")]
 mod verification;
 mod write;
