@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use graver_client::{Client, Command, Event, Launch, LaunchError};
 use graver_image::{ChecksumVerdict, Image, PublishedChecksum, find_checksum};
+use graver_writer::CancelToken;
 use graver_writer::protocol::{JobResult, Outcome, VerifyJob, WriteJob};
-use graver_writer::{CancelToken, Client, Command, Event, Launch};
 use serde::Serialize;
 
 use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdict_sentence};
@@ -16,7 +17,7 @@ use crate::output::{Reporter, cancel_on_interrupt, human_bytes, json_line};
 
 /// How the CLI starts its worker: beside this executable when installed or built, else the packaged path.
 fn launch() -> Launch {
-    let worker = graver_writer::client::installed_worker();
+    let worker = graver_client::installed_worker();
     Launch::Auto { worker }
 }
 
@@ -27,9 +28,7 @@ fn run_job(command: Command, json: bool) -> Event {
     let client = Client::spawn(launch());
     let reporter = Reporter::new(json);
     if client.commands.send(command).is_err() {
-        return Event::LaunchFailed {
-            message: "the writer client did not start".into(),
-        };
+        return Event::LaunchFailed(LaunchError::ClientGone);
     }
     let mut cancel_sent = false;
     let last = loop {
@@ -56,7 +55,7 @@ fn run_job(command: Command, json: bool) -> Event {
 fn ended_without_result(event: &Event) -> Option<(Exit, String)> {
     match event {
         Event::JobFailed { kind, message } => Some((Exit::from(*kind), message.clone())),
-        Event::LaunchFailed { message } => Some((Exit::Refused, message.clone())),
+        Event::LaunchFailed(error) => Some((Exit::Refused, error.to_string())),
         Event::WorkerLost { message } => Some((
             Exit::Io,
             format!("{message}; the drive was left without its first MiB, so it will not boot a half-written image"),

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
+use graver_client::Launch;
 use graver_drives::{Bus, Drive, Partition};
 use graver_image::ImageSize;
 use graver_writer::protocol::{JobResult, Outcome, TargetResult};
-use graver_writer::{DeviceProgress, ErrorKind, Launch, Phase, Progress};
+use graver_writer::{DeviceProgress, ErrorKind, Phase, Progress};
 
 use super::app::{GraverApp, Screen, Services};
 #[cfg(target_os = "linux")]

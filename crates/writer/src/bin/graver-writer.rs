@@ -8,7 +8,7 @@
 
 // On Windows, release builds are GUI-subsystem programs, which get no console.
 // The front end starts the worker through UAC (ShellExecuteExW "runas", nShow
-// SW_HIDE, src/elevate/windows.rs) and talks to it over a named pipe, so a console
+// SW_HIDE, graver-client's src/os/windows.rs) and talks to it over a named pipe, so a console
 // would only be an empty window. SW_HIDE hides a classic conhost window, but with
 // Windows Terminal as the default terminal (Windows 11) the hint is not honoured
 // (microsoft/terminal#12464): a console-subsystem worker would flash a terminal
@@ -75,7 +75,8 @@ fn run(args: &Args) -> Result<(), String> {
         #[cfg(windows)]
         Connect::Pipe(name) => {
             // Overlapped halves: a read waiting on the pipe must not block progress being written.
-            let (reader, writer) = graver_writer::elevate::connect_to_pipe(name).map_err(|e| format!("{name}: {e}"))?;
+            let (reader, writer) =
+                graver_writer::os::pipe::connect_to_pipe(name).map_err(|e| format!("{name}: {e}"))?;
             serve(reader, writer, &args.token, POLICY)
         }
     };
