@@ -60,7 +60,7 @@ fn make_image(dir: &Path, name: &str, seed: u64, random: u64, len: u64) -> PathB
     path
 }
 
-fn sha256_hex(path: &Path) -> String {
+fn sha256_of(path: &Path) -> [u8; 32] {
     let mut hasher = Sha256::new();
     let mut file = File::open(path).unwrap();
     let mut buf = vec![0u8; 1 << 20];
@@ -71,7 +71,7 @@ fn sha256_hex(path: &Path) -> String {
         }
         hasher.update(&buf[..n]);
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher.finalize().into()
 }
 
 fn read_prefix(path: &Path, len: u64) -> Vec<u8> {
@@ -251,7 +251,7 @@ fn worker_subprocess_writes_and_verifies_a_loop_device() {
     assert_eq!(result.targets.len(), 1);
     assert_eq!(result.targets[0].target, lo.dev);
     assert_eq!(result.image_len, IMAGE_LEN);
-    assert_eq!(result.sha256.as_deref(), Some(sha256_hex(&image).as_str()));
+    assert_eq!(result.sha256, Some(sha256_of(&image)));
     assert_holds_image(&result.targets[0].outcome, &lo, &image);
 }
 

@@ -11,7 +11,8 @@ use graver_image::Image;
 
 use crate::os::{as_invoking_user, kernel_knows};
 use crate::protocol::{
-    JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame, write_frame,
+    Eject, JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame,
+    write_frame,
 };
 use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
 
@@ -297,7 +298,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
         let report = as_invoking_user(|| crate::write(&image, &mut devices, options, &forward, cancel));
         match report {
             Ok(report) => {
-                sha256 = report.sha256.as_ref().map(graver_image::sha256_hex);
+                sha256 = report.sha256;
                 image_len = report.image_len;
                 outcomes = report
                     .devices
@@ -337,9 +338,9 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
         };
         let ejected = match drive {
             Some(drive) if job.eject && outcome.is_success() => Some(match graver_drives::eject(&drive) {
-                Ok(graver_drives::Ejected::Ejected) => format!("{} was ejected: safe to remove", drive.name),
-                Ok(graver_drives::Ejected::NotSupported(why)) => why,
-                Err(e) => format!("ejecting failed: {e}"),
+                Ok(graver_drives::Ejected::Ejected) => Eject::Ejected,
+                Ok(graver_drives::Ejected::NotSupported(reason)) => Eject::NotSupported { reason },
+                Err(e) => Eject::Failed { message: e.to_string() },
             }),
             _ => None,
         };
