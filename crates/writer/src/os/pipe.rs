@@ -28,6 +28,19 @@ use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::DisconnectNamedPipe;
 use windows_sys::Win32::System::Threading::CreateEventW;
 
+/// The worker's option naming the pipe to connect to.
+pub const CONNECT_OPTION: &str = "--connect-pipe";
+
+/// Connects to the front end's pipe `name`: overlapped halves, so a read waiting
+/// on the pipe does not block progress being written.
+///
+/// # Errors
+/// When the pipe does not exist, is taken, or refuses this process.
+pub fn connect_back(name: &str) -> io::Result<super::Halves> {
+    let (reader, writer) = connect_to_pipe(name)?;
+    Ok((Box::new(reader), Box::new(writer)))
+}
+
 /// The worker's end: opens the pipe `name` for overlapped I/O, allowing the
 /// front end only to identify this process, never to act as it.
 ///
