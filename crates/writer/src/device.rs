@@ -4,6 +4,8 @@ use std::io;
 
 use graver_drives::Target;
 
+use crate::os;
+
 /// A write target as the engine sees it. Offsets and lengths passed to
 /// [`Device::write_at`] and [`Device::read_at`] are always multiples of
 /// [`Device::block_size`], and so are buffer addresses.
@@ -50,11 +52,11 @@ impl Device for Target {
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        positional::write_all_at(self.file(), buf, offset)
+        os::write_all_at(self.file(), buf, offset)
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        positional::read_full_at(self.file(), buf, offset)
+        os::read_full_at(self.file(), buf, offset)
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -63,62 +65,5 @@ impl Device for Target {
 
     fn finish(&mut self, image_len: u64) -> io::Result<()> {
         Target::finish(self, image_len).map_err(io::Error::other)
-    }
-}
-
-#[cfg(unix)]
-mod positional {
-    use std::fs::File;
-    use std::io;
-    use std::os::unix::fs::FileExt;
-
-    pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-        file.write_all_at(buf, offset)
-    }
-
-    pub(super) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-}
-
-#[cfg(windows)]
-mod positional {
-    use std::fs::File;
-    use std::io;
-    use std::os::windows::fs::FileExt;
-
-    pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            match file.seek_write(&buf[done..], offset + done as u64) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match file.seek_read(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
     }
 }

@@ -1,6 +1,9 @@
-//! Linux and macOS: the worker connects back over a Unix socket.
+//! Linux and macOS: positional I/O on devices, and the Unix socket the worker
+//! connects back over.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 
 use super::Halves;
@@ -16,4 +19,23 @@ pub fn connect_back(path: &str) -> io::Result<Halves> {
     let stream = UnixStream::connect(path)?;
     let reader = stream.try_clone()?;
     Ok((Box::new(reader), Box::new(stream)))
+}
+
+/// Writes all of `buf` at `offset`.
+pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(buf, offset)
+}
+
+/// Reads at `offset` until `buf` is full or the file ends; returns how much was read.
+pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
