@@ -13,7 +13,6 @@ mod cli;
 mod commands;
 mod exit;
 mod gui;
-mod hashing;
 mod output;
 #[cfg(windows)]
 mod windows_console;

@@ -10,10 +10,13 @@
 //!   `\\.\PhysicalDriveN`), size, vendor and model, bus, removable and read-only
 //!   state, block sizes, and partitions with their mount points. A drive that
 //!   holds the running system carries the reason in [`Drive::system`].
-//! - [`classify`] turns a drive (and optionally the image meant for it) into
-//!   [`Note`]s — system, holds the source, too small, read-only, large,
-//!   non-removable — each with a sentence the GUI and CLI show as is, and a
-//!   [`Severity`]: refuse, unsafe mode only, or confirm.
+//! - [`resolve`] says what a path names: a listed drive, a partition of one, a
+//!   regular file, or a device Graver does not write to (or that is gone).
+//! - [`judge`] is the policy: a drive, the [`ImageFacts`] of the image meant for it
+//!   and the user's [`Consent`] give a [`Verdict`]: refused, or allowed once the user
+//!   typed the name of a system drive and confirmed the warnings. [`classify`] lists
+//!   the [`Finding`]s it decides on — system, holds the source, too small, read-only,
+//!   large, non-removable — each with a sentence the GUI and CLI show as is.
 //! - [`prepare`] unmounts every partition and opens the raw device for direct,
 //!   exclusive I/O; [`eject`] powers the drive off or ejects it once written.
 //! - [`Watcher`] notices drives arriving and leaving and sends each new list over
@@ -43,9 +46,10 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-mod classify;
 mod drive;
 mod plan;
+mod policy;
+mod resolve;
 mod target;
 mod watcher;
 
@@ -76,10 +80,12 @@ mod unsupported;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 use unsupported as os;
 
-pub use crate::classify::{
-    Flag, ImageFacts, LARGE_DRIVE_BYTES, Note, Severity, classify, human_size, is_flashable, refusal,
-};
 pub use crate::drive::{Bus, Drive, Partition};
+pub use crate::policy::{
+    Ask, Consent, Finding, Hazard, ImageFacts, LARGE_DRIVE_BYTES, Refusal, Severity, Verdict, classify, is_flashable,
+    judge,
+};
+pub use crate::resolve::{PathKind, Resolved, path_kind, resolve};
 pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};
 pub use crate::watcher::Watcher;
 
@@ -130,7 +136,7 @@ pub fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
 /// `/dev/disk/by-id/…`, `\\.\PhysicalDrive3`), even when no such device exists
 /// (unplugged): such a path must never become a new regular file. Files in
 /// tmpfs under `/dev/shm` are files.
-pub fn is_device_name(path: &Path) -> bool {
+pub(crate) fn is_device_name(path: &Path) -> bool {
     if path.to_string_lossy().starts_with(r"\\.\") {
         return true;
     }

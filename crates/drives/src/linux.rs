@@ -574,6 +574,18 @@ pub(crate) fn sync_step(file: &File, _step: crate::plan::SyncStep) -> io::Result
     file.sync_data()
 }
 
+pub(crate) use crate::unix::is_device;
+
+/// Whether the kernel still has a device with a medium at `real`: a detached loop
+/// device or an empty card reader keeps its node but has no size.
+pub(crate) fn has_medium(real: &Path) -> bool {
+    real.file_name().is_some_and(|name| {
+        read_attr(Path::new("/sys/class/block").join(name).join("size"))
+            .and_then(|size| size.parse::<u64>().ok())
+            .is_some_and(|sectors| sectors > 0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

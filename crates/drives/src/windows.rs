@@ -635,3 +635,14 @@ fn windows_directory() -> Option<PathBuf> {
 fn wide(s: &OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
 }
+
+/// Whether `metadata` (of a path with symlinks followed) is a device: anything that is
+/// neither a regular file nor a directory.
+pub(crate) fn is_device(metadata: &std::fs::Metadata) -> bool {
+    !metadata.is_file() && !metadata.is_dir()
+}
+
+/// Whether the OS still has a device with a medium at `real`; this OS cannot tell, so yes.
+pub(crate) fn has_medium(_real: &Path) -> bool {
+    true
+}
