@@ -42,43 +42,15 @@
 //! Every error names the path and says what to do, because the CLI and the GUI
 //! show it to the user as is.
 
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod drive;
-mod plan;
+mod os;
 mod policy;
 mod resolve;
 mod target;
 mod watcher;
-
-#[cfg(unix)]
-mod unix;
-
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-use linux as os;
-
-#[cfg(target_os = "macos")]
-mod macos;
-#[cfg(any(target_os = "macos", test))]
-mod macos_parse;
-#[cfg(target_os = "macos")]
-use macos as os;
-
-#[cfg(windows)]
-mod windows;
-#[cfg(any(windows, test))]
-mod windows_map;
-#[cfg(windows)]
-use windows as os;
-
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-mod unsupported;
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-use unsupported as os;
 
 pub use crate::drive::{Bus, Drive, Partition};
 pub use crate::policy::{
@@ -150,24 +122,6 @@ fn io_error(path: &Path, source: io::Error) -> DriveError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Returns the file's size by seeking, which works for block devices on every OS.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-fn size_by_seek(file: &File) -> io::Result<u64> {
-    use std::io::Seek;
-    let mut handle = file;
-    let end = handle.seek(io::SeekFrom::End(0))?;
-    handle.seek(io::SeekFrom::Start(0))?;
-    Ok(end)
-}
-
-/// Reads a short text attribute (sysfs style) and trims it; `None` when absent or empty.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn read_attr(path: PathBuf) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
 }
 
 #[cfg(test)]

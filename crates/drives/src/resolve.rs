@@ -209,12 +209,10 @@ mod tests {
                 present: crate::os::has_medium(Path::new(r"\\.\PhysicalDrive3"))
             }
         );
-        if cfg!(unix) {
-            assert_eq!(path_kind(Path::new("/dev/sdzz")), PathKind::Device, "unplugged");
-            assert_eq!(
-                resolve(&[], Path::new("/dev/sdzz")),
-                Resolved::Unlisted { present: false }
-            );
-        }
+        assert_eq!(path_kind(Path::new("/dev/sdzz")), PathKind::Device, "unplugged");
+        assert_eq!(
+            resolve(&[], Path::new("/dev/sdzz")),
+            Resolved::Unlisted { present: false }
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::plan::SyncStep;
+use crate::os::plan::SyncStep;
 use crate::{Drive, DriveError, Ejected, Target};
 
 pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
@@ -45,4 +45,14 @@ pub(crate) fn is_device(metadata: &std::fs::Metadata) -> bool {
 /// Whether the OS still has a device with a medium at `real`; this OS cannot tell, so yes.
 pub(crate) fn has_medium(_real: &Path) -> bool {
     true
+}
+
+/// This OS has no raw devices Graver opens.
+pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Only Windows names disks `\\.\PhysicalDriveN`.
+pub(crate) fn is_physical_drive_path(_path: &Path) -> bool {
+    false
 }
