@@ -5,7 +5,7 @@
 
 // Release builds on Windows open no console window beside the app's own; as a
 // command-line tool it attaches to the console it was started from instead (see
-// `windows_console`). Debug builds and test programs stay console programs.
+// `os/windows.rs`). Debug builds and test programs stay console programs.
 #![cfg_attr(all(windows, not(debug_assertions), not(test)), windows_subsystem = "windows")]
 
 mod choose;
@@ -13,17 +13,15 @@ mod cli;
 mod commands;
 mod exit;
 mod gui;
+mod os;
 mod output;
-#[cfg(windows)]
-mod windows_console;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    #[cfg(windows)]
-    windows_console::attach_for_command_line();
+    os::attach_console_for_command_line();
     let cli = cli::Cli::parse();
     let Some(command) = cli.command else {
         return match gui::run() {

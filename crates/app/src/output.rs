@@ -110,20 +110,9 @@ static INTERRUPT: std::sync::OnceLock<CancelToken> = std::sync::OnceLock::new();
 /// Makes the first Ctrl-C cancel `token` cleanly; a second one ends the process at once.
 pub fn cancel_on_interrupt(token: &CancelToken) {
     let _ = INTERRUPT.set(token.clone());
-    #[cfg(unix)]
-    {
-        extern "C" fn on_signal(_: libc::c_int) {
-            if let Some(token) = INTERRUPT.get() {
-                token.cancel();
-            }
+    crate::os::call_on_interrupt(|| {
+        if let Some(token) = INTERRUPT.get() {
+            token.cancel();
         }
-        // SAFETY: the handler only performs an atomic store through a token set before installation.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESETHAND;
-            libc::sigaction(libc::SIGINT, &raw const action, std::ptr::null_mut());
-            libc::sigaction(libc::SIGTERM, &raw const action, std::ptr::null_mut());
-        }
-    }
+    });
 }
