@@ -23,7 +23,7 @@ use clap::{CommandFactory, Parser};
 fn main() -> ExitCode {
     os::attach_console_for_command_line();
     let cli = cli::Cli::parse();
-    let Some(command) = cli.command else {
+    let Some(subcommand) = cli.subcommand else {
         return match gui::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -33,11 +33,11 @@ fn main() -> ExitCode {
             }
         };
     };
-    let code = match command {
-        cli::Command::Write(args) => commands::write(&args),
-        cli::Command::Hash(args) => commands::hash(&args),
-        cli::Command::Verify(args) => commands::verify(&args),
-        cli::Command::List(args) => commands::list(&args),
+    let code = match subcommand {
+        cli::Subcommand::Write(args) => commands::write(&args),
+        cli::Subcommand::Hash(args) => commands::hash(&args),
+        cli::Subcommand::Verify(args) => commands::verify(&args),
+        cli::Subcommand::List(args) => commands::list(&args),
     };
     ExitCode::from(code as u8)
 }
