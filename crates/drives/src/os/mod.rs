@@ -12,7 +12,7 @@
 //!   `is_physical_drive_path(path)` and `has_medium(path)`: what a path is, for the
 //!   resolver and for opening targets.
 //!
-//! The pure halves — `linux_parse.rs`, `macos_parse.rs`, `windows_map.rs` and
+//! `fallback.rs` holds the answers of a backend that cannot tell more. The pure halves — `linux_parse.rs`, `macos_parse.rs`, `windows_map.rs` and
 //! `plan.rs` (retry schedules, sync sequences, which errors are harmless) — hold
 //! every decision that can be separated from a system call, and are compiled and
 //! tested on every OS.
@@ -31,6 +31,9 @@ pub(crate) mod windows_map;
 
 #[cfg(unix)]
 pub(crate) mod unix;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+mod fallback;
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -36,16 +36,7 @@ pub(crate) fn fingerprint() -> u64 {
     0
 }
 
-/// Whether `metadata` (of a path with symlinks followed) is a device: anything that is
-/// neither a regular file nor a directory.
-pub(crate) fn is_device(metadata: &std::fs::Metadata) -> bool {
-    !metadata.is_file() && !metadata.is_dir()
-}
-
-/// Whether the OS still has a device with a medium at `real`; this OS cannot tell, so yes.
-pub(crate) fn has_medium(_real: &Path) -> bool {
-    true
-}
+pub(crate) use super::fallback::{has_medium, is_device};
 
 /// This OS has no raw devices Graver opens.
 pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {

@@ -637,16 +637,7 @@ fn wide(s: &OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
 }
 
-/// Whether `metadata` (of a path with symlinks followed) is a device: anything that is
-/// neither a regular file nor a directory.
-pub(crate) fn is_device(metadata: &std::fs::Metadata) -> bool {
-    !metadata.is_file() && !metadata.is_dir()
-}
-
-/// Whether the OS still has a device with a medium at `real`; this OS cannot tell, so yes.
-pub(crate) fn has_medium(_real: &Path) -> bool {
-    true
-}
+pub(crate) use super::fallback::{has_medium, is_device};
 
 /// Raw disks have no file metadata on Windows; their name says what they are.
 pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {
