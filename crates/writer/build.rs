@@ -6,8 +6,8 @@ mod resources;
 
 fn main() {
     // Release builds ask for administrator rights in the manifest. Debug builds,
-    // which tests start as a plain child process (`Launch::Subprocess` in
-    // tests/worker.rs), run as invoked: Windows refuses to CreateProcess a
+    // which tests start as a plain child process (tests/worker.rs here, and
+    // `Launch::Subprocess` in crates/client/tests/worker.rs), run as invoked: Windows refuses to CreateProcess a
     // requireAdministrator program from an unelevated one (ERROR_ELEVATION_REQUIRED).
     // The front end starts the worker with ShellExecuteExW "runas", which elevates
     // either way. (So `cargo test --release` on Windows has to run elevated.)

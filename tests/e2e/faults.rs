@@ -5,18 +5,14 @@
 //! the old ISO or its partition tables, and the new partition table only when the
 //! write verified. The README's "Reliability" table lists these rows.
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use graver_testkit::FaultyDrive;
-use serde_json::Value;
 
-use crate::support::{MIB, Rng, check, scratch, tool, write_to};
+use crate::support::{MIB, Ran, Rng, check, run_watched, scratch, tool, write_to};
 
 /// The drives claim this much.
 const DRIVE: u64 = 64 * MIB;
@@ -127,96 +123,6 @@ fn assert_unrecognisable(drive: &FaultyDrive, transcript: &str) {
         found.is_empty(),
         "the stick is still recognisable after a failed write: {found:?}\n{transcript}"
     );
-}
-
-/// What one `graver write --json` run did.
-struct Ran {
-    status: ExitStatus,
-    lines: Vec<Value>,
-    transcript: String,
-    /// From the action taken on a progress line (a fault, a signal) to the end.
-    after_action: Option<Duration>,
-}
-
-impl Ran {
-    fn result(&self) -> &Value {
-        self.lines
-            .iter()
-            .rev()
-            .find(|l| l["type"] == "result")
-            .unwrap_or_else(|| panic!("no result line\n{}", self.transcript))
-    }
-
-    fn expect(&self, code: i32, needle: &str) -> &Self {
-        assert_eq!(self.status.code(), Some(code), "{}", self.transcript);
-        assert!(
-            self.transcript.contains(needle),
-            "expected {needle:?} in the output\n{}",
-            self.transcript
-        );
-        self
-    }
-}
-
-/// Runs `command` (a `graver write … --json`), calling `on_progress` with each progress
-/// line and the child's pid; `on_progress` returns true once it has acted. A run that
-/// has not ended after two minutes is killed and fails the test: a hang is a failure.
-fn run_watched(command: &mut Command, mut on_progress: impl FnMut(&Value, u32) -> bool) -> Ran {
-    let mut child: Child = command
-        .args(["--yes", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start graver");
-    let pid = child.id();
-    let finished = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let finished = Arc::clone(&finished);
-        std::thread::spawn(move || {
-            for _ in 0..1200 {
-                if finished.load(Ordering::Relaxed) {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            true
-        })
-    };
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut lines = Vec::new();
-    let mut acted: Option<Instant> = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
-        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if acted.is_none() && value["type"] == "progress" && on_progress(&value, pid) {
-            acted = Some(Instant::now());
-        }
-        lines.push(value);
-    }
-    let status = child.wait().unwrap();
-    let after_action = acted.map(|t| t.elapsed());
-    finished.store(true, Ordering::Relaxed);
-    let killed = watchdog.join().unwrap();
-    let stderr = stderr_reader.join().unwrap();
-    let transcript = format!(
-        "exit: {status}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-        lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
-    );
-    assert!(!killed, "graver hung and was killed\n{transcript}");
-    eprintln!("ended {after_action:?} after the action");
-    Ran {
-        status,
-        lines,
-        transcript,
-        after_action,
-    }
 }
 
 fn stick() -> graver_testkit::FaultyDriveBuilder {

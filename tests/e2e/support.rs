@@ -3,10 +3,11 @@
 //! per test process and compressed with the real tools.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead as _, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use graver_testkit::{LoopDevice as Loop, Rng, assert_zeros, find_tool, invert_byte, is_root, scratch, tool};
@@ -478,4 +479,96 @@ pub fn link_into(src: &Path, dir: &Path, name: &str) -> PathBuf {
         std::fs::copy(src, &dst).expect("copy");
     }
     dst
+}
+
+/// What one `graver write --json` run did.
+pub struct Ran {
+    pub status: ExitStatus,
+    pub lines: Vec<Value>,
+    pub transcript: String,
+    /// From the action taken on a progress line (a fault, a signal) to the end.
+    pub after_action: Option<Duration>,
+}
+
+impl Ran {
+    /// The final `result` line.
+    pub fn result(&self) -> &Value {
+        self.lines
+            .iter()
+            .rev()
+            .find(|l| l["type"] == "result")
+            .unwrap_or_else(|| panic!("no result line\n{}", self.transcript))
+    }
+
+    /// Asserts the exit code and that the output contains `needle`.
+    pub fn expect(&self, code: i32, needle: &str) -> &Self {
+        assert_eq!(self.status.code(), Some(code), "{}", self.transcript);
+        assert!(
+            self.transcript.contains(needle),
+            "expected {needle:?} in the output\n{}",
+            self.transcript
+        );
+        self
+    }
+}
+
+/// Runs `command` (a `graver write … --json`), calling `on_progress` with each progress
+/// line and the child's pid; `on_progress` returns true once it has acted. A run that
+/// has not ended after two minutes is killed and fails the test: a hang is a failure.
+pub fn run_watched(command: &mut Command, mut on_progress: impl FnMut(&Value, u32) -> bool) -> Ran {
+    let mut child: Child = command
+        .args(["--yes", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start graver");
+    let pid = child.id();
+    let finished = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let finished = Arc::clone(&finished);
+        std::thread::spawn(move || {
+            for _ in 0..1200 {
+                if finished.load(Ordering::Relaxed) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            true
+        })
+    };
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut lines = Vec::new();
+    let mut acted: Option<Instant> = None;
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let Ok(line) = line else { break };
+        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if acted.is_none() && value["type"] == "progress" && on_progress(&value, pid) {
+            acted = Some(Instant::now());
+        }
+        lines.push(value);
+    }
+    let status = child.wait().expect("wait for graver");
+    let after_action = acted.map(|t| t.elapsed());
+    finished.store(true, Ordering::Relaxed);
+    let killed = watchdog.join().expect("watchdog");
+    let stderr = stderr_reader.join().expect("stderr reader");
+    let transcript = format!(
+        "exit: {status}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
+        lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+    );
+    assert!(!killed, "graver hung and was killed\n{transcript}");
+    eprintln!("ended {after_action:?} after the action");
+    Ran {
+        status,
+        lines,
+        transcript,
+        after_action,
+    }
 }

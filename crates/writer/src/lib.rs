@@ -43,21 +43,18 @@
 //!
 //! # The worker
 //!
-//! Front ends never open raw devices themselves. [`Client::spawn`] gives them a
-//! [`Command`] sender and an [`Event`] receiver and, per job, starts a worker:
-//! in-process when the process already has the rights (root, or only files as
-//! targets), otherwise the `graver-writer` binary through the OS's elevation
-//! prompt ([`elevate`]). The worker ([`worker::serve`]) speaks the versioned,
+//! Front ends never open raw devices themselves: graver-client starts a worker
+//! per job, in-process or as the `graver-writer` binary through the OS's
+//! elevation prompt. The worker ([`worker::serve`]) speaks the versioned,
 //! token-authenticated [`protocol`], re-lists the drives itself, and re-checks
 //! every target before opening it. Several targets are written from one read of
 //! the image, each verified on its own; a failing one is dropped and reported.
 
 mod buffer;
-pub mod client;
 mod device;
-pub mod elevate;
 mod engine;
 mod error;
+pub mod os;
 mod progress;
 pub mod protocol;
 mod source;
@@ -68,7 +65,6 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
-pub use crate::client::{Client, Command, Event, Launch};
 pub use crate::device::Device;
 pub use crate::engine::{
     CHUNK_SIZE, CancelToken, CompareReport, DeviceReport, HOLD_BACK, WriteOptions, WriteReport, compare, write,

@@ -9,8 +9,10 @@ use std::time::Instant;
 use graver_drives::{Access, Consent, Drive, ImageFacts, PathKind, Refusal, Resolved, Target, Verdict};
 use graver_image::Image;
 
+use crate::os::as_invoking_user;
 use crate::protocol::{
-    JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame, write_frame,
+    Eject, JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame,
+    write_frame,
 };
 use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
 
@@ -283,7 +285,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
         let report = as_invoking_user(|| crate::write(&image, &mut devices, options, &forward, cancel));
         match report {
             Ok(report) => {
-                sha256 = report.sha256.as_ref().map(graver_image::sha256_hex);
+                sha256 = report.sha256;
                 image_len = report.image_len;
                 outcomes = report
                     .devices
@@ -323,9 +325,9 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
         };
         let ejected = match drive {
             Some(drive) if job.eject && outcome.is_success() => Some(match graver_drives::eject(&drive) {
-                Ok(graver_drives::Ejected::Ejected) => format!("{} was ejected: safe to remove", drive.name),
-                Ok(graver_drives::Ejected::NotSupported(why)) => why,
-                Err(e) => format!("ejecting failed: {e}"),
+                Ok(graver_drives::Ejected::Ejected) => Eject::Ejected,
+                Ok(graver_drives::Ejected::NotSupported(reason)) => Eject::NotSupported { reason },
+                Err(e) => Eject::Failed { message: e.to_string() },
             }),
             _ => None,
         };
@@ -412,26 +414,4 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
             warning: None,
         }],
     })
-}
-
-/// Runs `f` with file access checked as the user who asked for elevation, so a
-/// worker started through `pkexec` reads only images that user may read. The
-/// devices are already open by then; Linux keeps the file-system identity per
-/// thread, and threads started inside `f` inherit it.
-fn as_invoking_user<T>(f: impl FnOnce() -> T) -> T {
-    #[cfg(target_os = "linux")]
-    {
-        let uid = std::env::var("PKEXEC_UID")
-            .ok()
-            .and_then(|u| u.parse::<libc::uid_t>().ok());
-        if let Some(uid) = uid.filter(|&u| u != 0) {
-            // SAFETY: setfsuid only changes this thread's file-system uid; it has no memory effects.
-            let previous = unsafe { libc::setfsuid(uid) };
-            let result = f();
-            // SAFETY: as above, restoring the previous value.
-            unsafe { libc::setfsuid(u32::try_from(previous).unwrap_or(0)) };
-            return result;
-        }
-    }
-    f()
 }

@@ -1,11 +1,13 @@
 //! `graver write` and `graver verify`: both go through the writer client, so the
 //! CLI, the GUI and the tests share one path to the devices.
 
+use std::path::Path;
 use std::time::Duration;
 
+use graver_client::{Client, Command, Event, Launch, LaunchError};
 use graver_image::{Image, PublishedChecksum, find_checksum};
-use graver_writer::protocol::{JobResult, Outcome, VerifyJob, WriteJob};
-use graver_writer::{CancelToken, Client, Command, Event, Launch};
+use graver_writer::CancelToken;
+use graver_writer::protocol::{Eject, JobResult, Outcome, VerifyJob, WriteJob};
 use serde::Serialize;
 
 use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdict_sentence};
@@ -16,7 +18,7 @@ use crate::output::{Reporter, cancel_on_interrupt, json_line};
 
 /// How the CLI starts its worker: beside this executable when installed or built, else the packaged path.
 fn launch() -> Launch {
-    let worker = graver_writer::client::installed_worker();
+    let worker = graver_client::installed_worker();
     Launch::Auto { worker }
 }
 
@@ -27,9 +29,7 @@ fn run_job(command: Command, json: bool) -> Event {
     let client = Client::spawn(launch());
     let reporter = Reporter::new(json);
     if client.commands.send(command).is_err() {
-        return Event::LaunchFailed {
-            message: "the writer client did not start".into(),
-        };
+        return Event::LaunchFailed(LaunchError::ClientGone);
     }
     let mut cancel_sent = false;
     let last = loop {
@@ -56,7 +56,7 @@ fn run_job(command: Command, json: bool) -> Event {
 fn ended_without_result(event: &Event) -> Option<(Exit, String)> {
     match event {
         Event::JobFailed { kind, message } => Some((Exit::from(*kind), message.clone())),
-        Event::LaunchFailed { message } => Some((Exit::Refused, message.clone())),
+        Event::LaunchFailed(error) => Some((Exit::Refused, error.to_string())),
         Event::WorkerLost { message } => Some((
             Exit::Io,
             format!("{message}; the drive was left without its first MiB, so it will not boot a half-written image"),
@@ -140,7 +140,7 @@ struct WriteLine<'a> {
     image: String,
     format: graver_image::Format,
     image_len: u64,
-    sha256: Option<&'a str>,
+    sha256: Option<String>,
     checksum: Option<ChecksumLine>,
     elapsed_secs: f64,
     targets: Vec<TargetLine<'a>>,
@@ -154,7 +154,7 @@ struct TargetLine<'a> {
     #[serde(flatten)]
     outcome: &'a Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ejected: Option<&'a str>,
+    ejected: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<&'a str>,
 }
@@ -165,7 +165,7 @@ fn exit_of(result: &JobResult) -> Exit {
 
 fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedChecksum>, json: bool) -> Exit {
     let exit = exit_of(result);
-    let sha = result.sha256.as_deref().and_then(hex_to_digest);
+    let sha = result.sha256;
     // Only the decompressed image's digest is known here; a sum of the compressed file needs `graver hash`.
     // A raw image's digest is also its file's.
     let file_sha = sha.as_ref().filter(|_| image.format() == graver_image::Format::Raw);
@@ -178,7 +178,7 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
             image: image.path().display().to_string(),
             format: image.format(),
             image_len: result.image_len,
-            sha256: result.sha256.as_deref(),
+            sha256: result.sha256.as_ref().map(graver_image::sha256_hex),
             checksum: published.map(|p| checksum_line(p, verdict)),
             elapsed_secs: result.elapsed_secs,
             targets: result
@@ -189,7 +189,7 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
                     ok: t.outcome.is_success(),
                     verified: t.outcome == Outcome::Verified,
                     outcome: &t.outcome,
-                    ejected: t.ejected.as_deref(),
+                    ejected: t.ejected.as_ref().map(|e| eject_sentence(&t.target, e)),
                     warning: t.warning.as_deref(),
                 })
                 .collect(),
@@ -216,12 +216,12 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
         if let Some(warning) = &target.warning {
             warn(false, warning);
         }
-        if let Some(ejected) = &target.ejected {
-            eprintln!("{name}: {ejected}");
+        if let Some(eject) = &target.ejected {
+            eprintln!("{name}: {}", eject_sentence(&target.target, eject));
         }
     }
     if let Some(sha) = &result.sha256 {
-        eprintln!("SHA-256 of the image: {sha}");
+        eprintln!("SHA-256 of the image: {}", graver_image::sha256_hex(sha));
     }
     if let Some(p) = published {
         eprintln!("Checksum: {}", verdict_sentence(p, verdict));
@@ -229,15 +229,21 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
     exit
 }
 
-fn hex_to_digest(hex: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if hex.len() != 64 {
-        return None;
+/// What ejecting did, and what to do when the drive was not powered off.
+fn eject_sentence(target: &Path, eject: &Eject) -> String {
+    // The drive's own name ("sdb"), as the OS's eject tools call it.
+    let drive = target
+        .file_name()
+        .map_or_else(|| target.display().to_string(), |n| n.to_string_lossy().into_owned());
+    match eject {
+        Eject::Ejected => format!("{drive} was ejected: safe to remove"),
+        Eject::NotSupported { reason } => {
+            format!("not powered off: {reason}; wait until its light stops blinking, then unplug it")
+        }
+        Eject::Failed { message } => {
+            format!("ejecting failed: {message}; eject it from your file manager before unplugging it")
+        }
     }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[derive(Serialize)]

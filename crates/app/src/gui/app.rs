@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use graver_client::{Client, Command, Event, Launch};
 use graver_drives::{Consent, Drive, Finding, ImageFacts, Refusal, Verdict};
 use graver_image::{ChecksumVerdict, Image, ImageDigests, PublishedChecksum};
 use graver_writer::protocol::{JobResult, WriteJob};
-use graver_writer::{Client, Command, ErrorKind, Event, Launch, Progress};
+use graver_writer::{ErrorKind, Progress};
 
 use super::settings::{self, Settings};
 
@@ -30,7 +31,7 @@ pub struct Services {
 impl Services {
     /// The real thing: native dialog, elevated worker, settings file, drive watcher.
     pub fn real() -> Self {
-        let worker = graver_writer::client::installed_worker();
+        let worker = graver_client::installed_worker();
         Self {
             picker: Box::new(|| {
                 rfd::FileDialog::new()
@@ -225,9 +226,9 @@ impl GraverApp {
                     hint: super::texts::hint(Some(kind)),
                 };
             }
-            Event::LaunchFailed { message } => {
+            Event::LaunchFailed(error) => {
                 self.screen = Screen::Failed {
-                    message,
+                    message: error.to_string(),
                     hint: super::texts::LAUNCH_HINT,
                 };
             }

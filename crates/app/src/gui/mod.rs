@@ -4,7 +4,7 @@
 //! reading the image's header, hashing, listing drives, writing — happens on
 //! other threads and arrives over one channel, each message followed by a
 //! repaint request, so an idle window uses no CPU. The window talks to the
-//! writer only through [`graver_writer::Client`], the same path as the CLI.
+//! writer only through [`graver_client::Client`], the same path as the CLI.
 
 mod app;
 mod settings;

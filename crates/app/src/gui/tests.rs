@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
+use graver_client::Launch;
 use graver_drives::{Bus, Drive, Partition};
 use graver_image::ImageSize;
-use graver_writer::protocol::{JobResult, Outcome, TargetResult};
-use graver_writer::{DeviceProgress, ErrorKind, Launch, Phase, Progress};
+use graver_writer::protocol::{Eject, JobResult, Outcome, TargetResult};
+use graver_writer::{DeviceProgress, ErrorKind, Phase, Progress};
 
 use super::app::{GraverApp, Screen, Services};
 #[cfg(target_os = "linux")]
@@ -387,6 +388,69 @@ fn a_drive_whose_read_back_differs_shows_the_byte_and_what_to_do_and_the_window_
     assert!(!has_label(&harness, "Not every drive was written"));
 }
 
+/// A verified drive that was ejected for real is "safe to remove"; one that could
+/// not be powered off (Linux without udisks) or whose eject failed is not, and the
+/// window says what to do instead.
+#[test]
+fn only_a_drive_really_ejected_is_called_safe_to_remove() {
+    let mut harness = harness(app_with(None, Launch::InProcess, Vec::new()));
+    let finished = |target: &str, ejected| {
+        Screen::Finished(JobResult {
+            image_len: 3 << 20,
+            sha256: None,
+            elapsed_secs: 12.0,
+            targets: vec![TargetResult {
+                target: target.into(),
+                outcome: Outcome::Verified,
+                ejected,
+                warning: None,
+            }],
+        })
+    };
+    let not_supported = Eject::NotSupported {
+        reason: "sdc cannot be powered off here (udisks is not available); its partition table was re-read".into(),
+    };
+    harness.state_mut().screen = finished("/dev/sdc", Some(not_supported));
+    harness.run_steps(2);
+    assert!(has_label(&harness, "/dev/sdc: verified"));
+    assert!(
+        !has_label(&harness, "safe to remove"),
+        "a drive still powered on was called safe to remove"
+    );
+    assert!(has_label(&harness, "udisks is not available"));
+    assert!(has_label(
+        &harness,
+        "Wait until its light stops blinking, then unplug it."
+    ));
+
+    let failed = Eject::Failed {
+        message: "/dev/sdd: the device is busy".into(),
+    };
+    harness.state_mut().screen = finished("/dev/sdd", Some(failed));
+    harness.run_steps(2);
+    assert!(
+        !has_label(&harness, "safe to remove"),
+        "a drive whose eject failed was called safe to remove"
+    );
+    assert!(has_label(
+        &harness,
+        "Eject it from your file manager before unplugging it."
+    ));
+
+    harness.state_mut().screen = finished("/dev/sde", None);
+    harness.run_steps(2);
+    assert!(has_label(&harness, "/dev/sde: verified"));
+    assert!(
+        !has_label(&harness, "safe to remove"),
+        "a drive never ejected was called safe to remove"
+    );
+
+    harness.state_mut().screen = finished("/dev/sdb", Some(Eject::Ejected));
+    harness.run_steps(2);
+    assert!(has_label(&harness, "/dev/sdb: verified — safe to remove"));
+    assert!(has_label(&harness, "sdb was ejected: safe to remove"));
+}
+
 fn snapshot_options() -> SnapshotOptions {
     SnapshotOptions::default().output_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"))
 }
@@ -436,7 +500,7 @@ fn snapshots_of_each_step() {
         targets: vec![TargetResult {
             target: "/dev/sdb".into(),
             outcome: Outcome::Verified,
-            ejected: Some("sdb was ejected: safe to remove".into()),
+            ejected: Some(Eject::Ejected),
             warning: None,
         }],
     });

@@ -46,12 +46,28 @@ pub const ALL_VERIFIED: &str = "Done: written and verified";
 pub const ALL_WRITTEN: &str = "Done: written (verification was off)";
 pub const SOME_FAILED: &str = "Not every drive was written";
 pub const FAILED: &str = "Writing failed";
+/// After a drive's result, only when it was powered off or ejected.
+pub const SAFE_TO_REMOVE: &str = "safe to remove";
 /// Settings.
 pub const SETTINGS: &str = "Settings";
 pub const VERIFY: &str = "Verify after writing";
 pub const EJECT: &str = "Eject when done";
 pub const UNSAFE: &str = "Unsafe mode: allow system drives";
 pub const PRIVACY: &str = "Graver never connects to the network.";
+
+/// What ejecting `drive` did, and what to do before unplugging it when it was not powered off.
+pub fn eject_note(drive: &str, eject: &graver_writer::protocol::Eject) -> String {
+    use graver_writer::protocol::Eject;
+    match eject {
+        Eject::Ejected => format!("{drive} was ejected: {SAFE_TO_REMOVE}"),
+        Eject::NotSupported { reason } => {
+            format!("Not powered off: {reason}. Wait until its light stops blinking, then unplug it.")
+        }
+        Eject::Failed { message } => {
+            format!("Ejecting failed: {message}. Eject it from your file manager before unplugging it.")
+        }
+    }
+}
 
 /// What to do next after a failure of this kind.
 pub fn hint(kind: Option<graver_writer::ErrorKind>) -> &'static str {

@@ -3,7 +3,7 @@
 use egui::{Color32, Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use graver_drives::{Drive, Severity};
 use graver_image::ChecksumVerdict;
-use graver_writer::protocol::Outcome;
+use graver_writer::protocol::{Eject, Outcome};
 use graver_writer::{Phase, Progress};
 
 use super::app::{GraverApp, HashState, ImageState, Screen, judge_drive};
@@ -413,12 +413,13 @@ impl GraverApp {
                 ui.add_space(GAP);
                 for target in &result.targets {
                     let name = target.target.display();
+                    let safe_to_remove = target.ejected.as_ref().is_some_and(Eject::is_safe_to_remove);
                     match &target.outcome {
                         Outcome::Verified => {
-                            let safe = if target.ejected.as_deref().is_some_and(|e| e.contains("safe to remove")) {
-                                " — safe to remove"
+                            let safe = if safe_to_remove {
+                                format!(" — {}", t::SAFE_TO_REMOVE)
                             } else {
-                                ""
+                                String::new()
                             };
                             ui.colored_label(OK, RichText::new(format!("{name}: verified{safe}")).size(16.0));
                         }
@@ -435,8 +436,18 @@ impl GraverApp {
                     if let Some(warning) = &target.warning {
                         ui.colored_label(WARN, RichText::new(warning.clone()).size(16.0));
                     }
-                    if let Some(ejected) = &target.ejected {
-                        ui.label(RichText::new(ejected).weak());
+                    if let Some(eject) = &target.ejected {
+                        // The drive's own name ("sdb"), as the OS's eject tools call it.
+                        let drive = target
+                            .target
+                            .file_name()
+                            .map_or_else(|| name.to_string(), |n| n.to_string_lossy().into_owned());
+                        let note = t::eject_note(&drive, eject);
+                        if safe_to_remove {
+                            ui.label(RichText::new(note).weak());
+                        } else {
+                            ui.colored_label(WARN, note);
+                        }
                     }
                 }
                 ui.add_space(GAP);

@@ -434,7 +434,7 @@ pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
         }
     }
     Ok(Ejected::NotSupported(format!(
-        "{} cannot be powered off here (udisks is not available); its partition table was re-read and it is safe to remove once idle",
+        "{} cannot be powered off here (udisks is not available); its partition table was re-read",
         drive.name
     )))
 }

@@ -8,7 +8,7 @@
 
 // On Windows, release builds are GUI-subsystem programs, which get no console.
 // The front end starts the worker through UAC (ShellExecuteExW "runas", nShow
-// SW_HIDE, src/elevate/windows.rs) and talks to it over a named pipe, so a console
+// SW_HIDE, graver-client's src/os/windows.rs) and talks to it over a named pipe, so a console
 // would only be an empty window. SW_HIDE hides a classic conhost window, but with
 // Windows Terminal as the default terminal (Windows 11) the hint is not honoured
 // (microsoft/terminal#12464): a console-subsystem worker would flash a terminal
@@ -21,6 +21,7 @@
 
 use std::process::ExitCode;
 
+use graver_writer::os;
 use graver_writer::worker::{Policy, serve};
 
 /// A privileged worker never writes regular files: with root's rights that would
@@ -29,29 +30,19 @@ const POLICY: Policy = Policy { allow_files: false };
 
 struct Args {
     token: String,
-    connect: Connect,
-}
-
-enum Connect {
-    Stdio,
-    #[cfg(unix)]
-    Unix(String),
-    #[cfg(windows)]
-    Pipe(String),
+    /// Where to connect back to (the value of [`os::CONNECT_OPTION`]); without it, standard input and output.
+    connect: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut token = None;
-    let mut connect = Connect::Stdio;
+    let mut connect = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--token" => token = Some(value()?),
-            #[cfg(unix)]
-            "--connect-unix" => connect = Connect::Unix(value()?),
-            #[cfg(windows)]
-            "--connect-pipe" => connect = Connect::Pipe(value()?),
+            option if option == os::CONNECT_OPTION => connect = Some(value()?),
             "--version" => {
                 println!("graver-writer {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -65,17 +56,9 @@ fn parse_args() -> Result<Args, String> {
 
 fn run(args: &Args) -> Result<(), String> {
     let outcome = match &args.connect {
-        Connect::Stdio => serve(std::io::stdin(), std::io::stdout(), &args.token, POLICY),
-        #[cfg(unix)]
-        Connect::Unix(path) => {
-            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{path}: {e}"))?;
-            let reader = stream.try_clone().map_err(|e| e.to_string())?;
-            serve(reader, stream, &args.token, POLICY)
-        }
-        #[cfg(windows)]
-        Connect::Pipe(name) => {
-            // Overlapped halves: a read waiting on the pipe must not block progress being written.
-            let (reader, writer) = graver_writer::elevate::connect_to_pipe(name).map_err(|e| format!("{name}: {e}"))?;
+        None => serve(std::io::stdin(), std::io::stdout(), &args.token, POLICY),
+        Some(peer) => {
+            let (reader, writer) = os::connect_back(peer).map_err(|e| format!("{peer}: {e}"))?;
             serve(reader, writer, &args.token, POLICY)
         }
     };

@@ -22,11 +22,12 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::commands::macos::{explain_osascript_failure, osascript_source, socket_dir, socket_path};
-use crate::client::{Connection, Process};
+use super::macos_commands::{explain_osascript_failure, osascript_source, socket_dir, socket_path};
+use crate::LaunchError;
+use crate::launch::{Connection, Process};
 
 /// How long the prompt may stay unanswered.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -36,27 +37,24 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Asks for administrator rights and starts `worker` as root, connected to us.
-pub(crate) fn launch(worker: &Path, token: &str) -> Result<Connection, String> {
+pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
     if !worker.is_absolute() || !worker.exists() {
-        return Err(format!(
-            "the writer program {} is missing; reinstall Graver",
-            worker.display()
-        ));
+        return Err(LaunchError::WorkerMissing(worker.to_path_buf()));
     }
-    let worker_path = worker.to_str().ok_or_else(|| {
-        format!(
-            "the writer program's path {} is not valid UTF-8; move Graver to another folder",
-            worker.display()
-        )
-    })?;
+    let worker_path = worker
+        .to_str()
+        .ok_or_else(|| LaunchError::WorkerPathNotUtf8(worker.to_path_buf()))?;
     let dir = PrivateDir::create(socket_dir(&std::env::temp_dir(), token))?;
     let socket = socket_path(&dir.path);
     let socket_text = socket
         .to_str()
-        .ok_or_else(|| format!("the temporary folder {} is not valid UTF-8", dir.path.display()))?;
+        .ok_or_else(|| LaunchError::TempNotUtf8(dir.path.clone()))?;
     let listener = UnixListener::bind(&socket)
         .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-        .map_err(|e| format!("cannot listen for the writer process at {}: {e}", socket.display()))?;
+        .map_err(|source| LaunchError::Listen {
+            path: socket.clone(),
+            source,
+        })?;
     let osascript = Command::new("/usr/bin/osascript")
         .arg("-e")
         .arg(osascript_source(worker_path, socket_text, token))
@@ -64,7 +62,7 @@ pub(crate) fn launch(worker: &Path, token: &str) -> Result<Connection, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start osascript to ask for administrator rights: {e}"))?;
+        .map_err(LaunchError::NoOsascript)?;
     let stream = wait_for_worker(&listener, osascript);
     // Nobody else may connect from here on: the socket and its directory go.
     drop(listener);
@@ -74,7 +72,7 @@ pub(crate) fn launch(worker: &Path, token: &str) -> Result<Connection, String> {
     let reader = stream
         .set_nonblocking(false)
         .and_then(|()| stream.try_clone())
-        .map_err(|e| format!("cannot use the writer's connection: {e}"))?;
+        .map_err(LaunchError::Connection)?;
     Ok(Connection {
         to_worker: Box::new(HangUpOnDrop(stream)),
         from_worker: Box::new(reader),
@@ -83,9 +81,14 @@ pub(crate) fn launch(worker: &Path, token: &str) -> Result<Connection, String> {
     })
 }
 
+/// No program stands between the prompt and the worker here: an ended worker is just that.
+pub(crate) fn explain_prompt_exit(_how: &str, _status: ExitStatus, _stderr: &str) -> Option<LaunchError> {
+    None
+}
+
 /// Waits for the first of: the worker connecting, `osascript` failing (the
 /// prompt cancelled or refused), or a timeout.
-fn wait_for_worker(listener: &UnixListener, mut osascript: Child) -> Result<UnixStream, String> {
+fn wait_for_worker(listener: &UnixListener, mut osascript: Child) -> Result<UnixStream, LaunchError> {
     let mut deadline = Instant::now() + PROMPT_TIMEOUT;
     let mut authorized = false;
     loop {
@@ -97,9 +100,7 @@ fn wait_for_worker(listener: &UnixListener, mut osascript: Child) -> Result<Unix
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => {
                 stop(osascript);
-                return Err(format!(
-                    "cannot accept the writer's connection: {e}; nothing was written"
-                ));
+                return Err(LaunchError::Accept(e));
             }
         }
         if !authorized {
@@ -112,47 +113,33 @@ fn wait_for_worker(listener: &UnixListener, mut osascript: Child) -> Result<Unix
                 Ok(None) => {}
                 Err(e) => {
                     stop(osascript);
-                    return Err(format!(
-                        "cannot watch the administrator prompt: {e}; nothing was written"
-                    ));
+                    return Err(LaunchError::WatchPrompt(e));
                 }
             }
         }
         if Instant::now() >= deadline {
             if authorized {
-                return Err(format!(
-                    "the writer process did not connect within {} seconds of authorization; nothing was written",
-                    CONNECT_TIMEOUT.as_secs()
-                ));
+                return Err(LaunchError::ConnectTimeoutAfterPrompt(CONNECT_TIMEOUT.as_secs()));
             }
             stop(osascript);
-            return Err(format!(
-                "the administrator prompt was not answered within {} seconds; nothing was written. \
-                 Click Write again when ready",
-                PROMPT_TIMEOUT.as_secs()
-            ));
+            return Err(LaunchError::PromptTimeout(PROMPT_TIMEOUT.as_secs()));
         }
         std::thread::sleep(POLL_INTERVAL);
     }
 }
 
 /// The worker runs as root; any other peer is not the worker we started.
-fn check_peer_is_root(stream: &UnixStream) -> Result<(), String> {
+fn check_peer_is_root(stream: &UnixStream) -> Result<(), LaunchError> {
     let mut uid: libc::uid_t = libc::uid_t::MAX;
     let mut gid: libc::gid_t = libc::gid_t::MAX;
     // SAFETY: the descriptor is a connected Unix socket owned by `stream`, and both
     // out-pointers point to live locals of the right types.
     let status = unsafe { libc::getpeereid(stream.as_raw_fd(), &raw mut uid, &raw mut gid) };
     if status != 0 {
-        return Err(format!(
-            "cannot tell who connected in place of the writer: {}; nothing was written",
-            io::Error::last_os_error()
-        ));
+        return Err(LaunchError::PeerUnknown(io::Error::last_os_error()));
     }
     if uid != 0 {
-        return Err(format!(
-            "a process of user {uid}, not the administrator's writer, connected in its place; nothing was written"
-        ));
+        return Err(LaunchError::PeerNotRoot(uid));
     }
     Ok(())
 }
@@ -186,12 +173,15 @@ struct PrivateDir {
 }
 
 impl PrivateDir {
-    fn create(path: PathBuf) -> Result<Self, String> {
+    fn create(path: PathBuf) -> Result<Self, LaunchError> {
         // Not recursive: an existing directory (someone else's, or a squatter's) is an error, never reused.
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
-            .map_err(|e| format!("cannot create the private folder {}: {e}", path.display()))?;
+            .map_err(|source| LaunchError::PrivateFolder {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Self { path })
     }
 }

@@ -8,55 +8,57 @@
 //! id must be the one UAC started. The token handshake then proves to the
 //! worker that we started it.
 //!
-//! The pipe is opened for overlapped I/O on both ends. A handle opened without
-//! `FILE_FLAG_OVERLAPPED` serializes all I/O on it, so a read waiting for the
-//! worker's next message would block every write, such as a cancel, until the
-//! worker said something: the reading thread and the writing thread would wait
-//! on each other forever. [`PipeHalf`] does one overlapped transfer at a time
-//! per half and waits for it, which gives blocking `Read` and `Write` halves
-//! that work side by side.
+//! The pipe is opened for overlapped I/O on both ends; the halves that make
+//! that work are graver-writer's (`os/pipe.rs`), shared with the worker's end.
 
-use std::ffi::OsStr;
-use std::io::{self, Read, Write};
-use std::os::windows::ffi::OsStrExt;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::io;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::path::Path;
+use std::process::ExitStatus;
 use std::ptr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use graver_writer::os::pipe::{Hangup, new_event, owned, split, wide};
 use windows_sys::Win32::Foundation::{
-    ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ,
-    GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE, LocalFree, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    ERROR_IO_PENDING, ERROR_PIPE_CONNECTED, HANDLE, LocalFree, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
 };
 use windows_sys::Win32::Security::{GetTokenInformation, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER, TokenUser};
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, FILE_SHARE_NONE, OPEN_EXISTING,
-    PIPE_ACCESS_DUPLEX, ReadFile, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT, WriteFile,
+    FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Com::{
     COINIT_APARTMENTTHREADED, COINIT_DISABLE_OLE1DDE, CoInitializeEx, CoUninitialize,
 };
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, GetNamedPipeClientProcessId, PIPE_READMODE_BYTE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT,
+    ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientProcessId, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
+    PIPE_TYPE_BYTE, PIPE_WAIT,
 };
 use windows_sys::Win32::System::Threading::{
-    CreateEventW, GetCurrentProcess, GetExitCodeProcess, GetProcessId, OpenProcessToken, WaitForMultipleObjects,
+    GetCurrentProcess, GetExitCodeProcess, GetProcessId, OpenProcessToken, WaitForMultipleObjects,
 };
 use windows_sys::Win32::UI::Shell::{
     SEE_MASK_FLAG_NO_UI, SEE_MASK_NOASYNC, SEE_MASK_NOCLOSEPROCESS, SHELLEXECUTEINFOW, ShellExecuteExW,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::SW_HIDE;
 
-use super::commands::windows::{
-    explain_early_exit, explain_shell_execute_error, pipe_name, pipe_sddl, worker_parameters,
-};
-use crate::client::{Connection, Process};
+use super::windows_commands::{explain_shell_execute_error, pipe_name, pipe_sddl, worker_parameters};
+use crate::LaunchError;
+use crate::launch::{Connection, Process};
+
+/// Nobody has the rights to open raw devices without asking: even an
+/// administrator's programs run without them until UAC elevates one.
+pub(crate) fn has_device_rights() -> bool {
+    false
+}
+
+/// Windows ends processes without signals.
+pub(crate) fn exit_signal(_status: ExitStatus) -> Option<i32> {
+    None
+}
 
 /// How long the worker may take to connect once UAC has started it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,57 +66,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const PIPE_BUFFER: u32 = 64 * 1024;
 
 /// Asks for administrator rights through UAC and starts `worker` connected to us.
-pub(crate) fn launch(worker: &Path, token: &str) -> Result<Connection, String> {
+pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
     if !worker.is_absolute() || !worker.exists() {
-        return Err(format!(
-            "the writer program {} is missing; reinstall Graver",
-            worker.display()
-        ));
+        return Err(LaunchError::WorkerMissing(worker.to_path_buf()));
     }
     let name = pipe_name(token);
-    let sid = current_user_sid()
-        .map_err(|e| format!("cannot read this account's security identifier to protect the writer's pipe: {e}"))?;
-    let pipe = create_pipe(&name, &pipe_sddl(&sid))
-        .map_err(|e| format!("cannot create the pipe {name} for the writer process: {e}"))?;
+    let sid = current_user_sid().map_err(LaunchError::UserSid)?;
+    let pipe = create_pipe(&name, &pipe_sddl(&sid)).map_err(|source| LaunchError::CreatePipe {
+        name: name.clone(),
+        source,
+    })?;
     let process = start_elevated(worker, &worker_parameters(&name, token))?;
     wait_for_client(&pipe, process.as_raw_handle(), CONNECT_TIMEOUT).map_err(|failure| match failure {
-        ConnectFailure::Exited => explain_early_exit(exit_code(&process)),
-        ConnectFailure::TimedOut => format!(
-            "the writer process did not connect within {} seconds; nothing was written",
-            CONNECT_TIMEOUT.as_secs()
-        ),
-        ConnectFailure::Io(e) => format!("waiting for the writer process failed: {e}; nothing was written"),
+        ConnectFailure::Exited => LaunchError::EarlyExit(exit_code(&process)),
+        ConnectFailure::TimedOut => LaunchError::ConnectTimeout(CONNECT_TIMEOUT.as_secs()),
+        ConnectFailure::Io(e) => LaunchError::Wait(e),
     })?;
     check_client_is(&pipe, &process)?;
-    let (from_worker, to_worker) = split(pipe, Hangup::Disconnect)
-        .map_err(|e| format!("cannot use the writer's connection: {e}; nothing was written"))?;
+    let (from_worker, to_worker) = split(pipe, Hangup::Disconnect).map_err(LaunchError::Connection)?;
     Ok(Connection {
         to_worker: Box::new(to_worker),
         from_worker: Box::new(from_worker),
         process: Process::Detached,
         how: "UAC prompt".into(),
     })
-}
-
-/// The worker's end: opens the pipe `name` for overlapped I/O, allowing the
-/// front end only to identify this process, never to act as it.
-pub fn connect_to_pipe(name: &str) -> io::Result<(PipeReader, PipeWriter)> {
-    let wide_name = wide(name);
-    // SAFETY: the name is NUL-terminated and outlives the call; no security
-    // attributes or template are passed.
-    let handle = unsafe {
-        CreateFileW(
-            wide_name.as_ptr(),
-            GENERIC_READ | GENERIC_WRITE,
-            FILE_SHARE_NONE,
-            ptr::null(),
-            OPEN_EXISTING,
-            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-            ptr::null_mut(),
-        )
-    };
-    let pipe = owned(handle)?;
-    split(pipe, Hangup::Close)
 }
 
 /// This process's user, as an SID string (`S-1-5-21-…`).
@@ -125,7 +100,8 @@ fn current_user_sid() -> io::Result<String> {
     if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw mut token) } == 0 {
         return Err(io::Error::last_os_error());
     }
-    let token = owned(token)?;
+    // SAFETY: OpenProcessToken just returned it.
+    let token = unsafe { owned(token) }?;
     let mut size = 0u32;
     // SAFETY: asks only for the size; a null buffer of length 0 is allowed.
     unsafe { GetTokenInformation(token.as_raw_handle(), TokenUser, ptr::null_mut(), 0, &raw mut size) };
@@ -201,11 +177,12 @@ fn create_pipe(name: &str, sddl: &str) -> io::Result<OwnedHandle> {
             &raw const attributes,
         )
     };
-    owned(handle)
+    // SAFETY: CreateNamedPipeW just returned it.
+    unsafe { owned(handle) }
 }
 
 /// Shows the UAC prompt and starts the worker; returns its process handle.
-fn start_elevated(worker: &Path, parameters: &str) -> Result<OwnedHandle, String> {
+fn start_elevated(worker: &Path, parameters: &str) -> Result<OwnedHandle, LaunchError> {
     let verb = wide("runas");
     let file = wide(worker.as_os_str());
     let parameters = wide(parameters);
@@ -235,8 +212,8 @@ fn start_elevated(worker: &Path, parameters: &str) -> Result<OwnedHandle, String
             .map_or(0, |code| u32::from_ne_bytes(code.to_ne_bytes()));
         return Err(explain_shell_execute_error(code, worker));
     }
-    owned(info.hProcess)
-        .map_err(|_| "Windows started the writer program without a way to watch it; nothing was written".to_owned())
+    // SAFETY: ShellExecuteExW just returned it (SEE_MASK_NOCLOSEPROCESS: ours to close).
+    unsafe { owned(info.hProcess) }.map_err(|_| LaunchError::NoProcessHandle)
 }
 
 /// Why no client connected.
@@ -298,22 +275,16 @@ fn wait_for_client(pipe: &OwnedHandle, process: HANDLE, timeout: Duration) -> Re
 }
 
 /// The pipe's client must be the process UAC started, not some other program of this user.
-fn check_client_is(pipe: &OwnedHandle, process: &OwnedHandle) -> Result<(), String> {
+fn check_client_is(pipe: &OwnedHandle, process: &OwnedHandle) -> Result<(), LaunchError> {
     let mut client = 0u32;
     // SAFETY: a connected server end and a live out-pointer.
     if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle(), &raw mut client) } == 0 {
-        return Err(format!(
-            "cannot tell which program connected in place of the writer: {}; nothing was written",
-            io::Error::last_os_error()
-        ));
+        return Err(LaunchError::PeerUnknown(io::Error::last_os_error()));
     }
     // SAFETY: a valid process handle.
     let expected = unsafe { GetProcessId(process.as_raw_handle()) };
     if client != expected {
-        return Err(format!(
-            "another program (process {client}) connected in place of the writer (process {expected}); \
-             nothing was written"
-        ));
+        return Err(LaunchError::WrongProcess { client, expected });
     }
     Ok(())
 }
@@ -323,122 +294,6 @@ fn exit_code(process: &OwnedHandle) -> u32 {
     // SAFETY: a valid process handle and a live out-pointer.
     unsafe { GetExitCodeProcess(process.as_raw_handle(), &raw mut code) };
     code
-}
-
-/// What dropping a pipe's writing half does.
-#[derive(Clone, Copy)]
-enum Hangup {
-    /// The server's end: disconnect, which the worker reads as the end of the
-    /// session and which ends our own pending read.
-    Disconnect,
-    /// The worker's end: just close, when the last half goes.
-    Close,
-}
-
-fn split(pipe: OwnedHandle, hangup: Hangup) -> io::Result<(PipeReader, PipeWriter)> {
-    let pipe = Arc::new(pipe);
-    Ok((
-        PipeReader(PipeHalf::new(Arc::clone(&pipe))?),
-        PipeWriter {
-            half: PipeHalf::new(pipe)?,
-            hangup,
-        },
-    ))
-}
-
-/// One direction of an overlapped pipe: one transfer at a time, waited for.
-struct PipeHalf {
-    pipe: Arc<OwnedHandle>,
-    event: OwnedHandle,
-}
-
-impl PipeHalf {
-    fn new(pipe: Arc<OwnedHandle>) -> io::Result<Self> {
-        Ok(Self {
-            pipe,
-            event: new_event()?,
-        })
-    }
-
-    /// Starts one transfer with `start` and waits for it to finish.
-    fn transfer(&mut self, start: impl FnOnce(HANDLE, *mut OVERLAPPED) -> i32) -> io::Result<usize> {
-        let handle = self.pipe.as_raw_handle();
-        let mut overlapped = OVERLAPPED {
-            hEvent: self.event.as_raw_handle(),
-            ..Default::default()
-        };
-        if start(handle, &raw mut overlapped) == 0 {
-            let error = io::Error::last_os_error();
-            if error.raw_os_error() != Some(i32::from_ne_bytes(ERROR_IO_PENDING.to_ne_bytes())) {
-                return Err(error);
-            }
-        }
-        let mut transferred = 0u32;
-        // SAFETY: waits until the transfer that uses `overlapped`, its event and
-        // the caller's buffer is finished, before any of them goes away.
-        if unsafe { GetOverlappedResult(handle, &raw const overlapped, &raw mut transferred, 1) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(transferred as usize)
-    }
-}
-
-/// The receiving half of a pipe.
-pub struct PipeReader(PipeHalf);
-
-impl Read for PipeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let data = buf.as_mut_ptr();
-        let result = self.0.transfer(|handle, overlapped| {
-            // SAFETY: `buf` is writable for `len` bytes and outlives the transfer, which `transfer` waits for.
-            unsafe { ReadFile(handle, data, len, ptr::null_mut(), overlapped) }
-        });
-        match result {
-            // The other end closed or hung up: the end of the stream.
-            Err(e)
-                if e.raw_os_error().is_some_and(|code| {
-                    [ERROR_BROKEN_PIPE, ERROR_PIPE_NOT_CONNECTED, ERROR_NO_DATA]
-                        .map(|known| i32::from_ne_bytes(known.to_ne_bytes()))
-                        .contains(&code)
-                }) =>
-            {
-                Ok(0)
-            }
-            other => other,
-        }
-    }
-}
-
-/// The sending half of a pipe.
-pub struct PipeWriter {
-    half: PipeHalf,
-    hangup: Hangup,
-}
-
-impl Write for PipeWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let data = buf.as_ptr();
-        self.half.transfer(|handle, overlapped| {
-            // SAFETY: `buf` is readable for `len` bytes and outlives the transfer, which `transfer` waits for.
-            unsafe { WriteFile(handle, data, len, ptr::null_mut(), overlapped) }
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        // Every write has reached the pipe when it returns.
-        Ok(())
-    }
-}
-
-impl Drop for PipeWriter {
-    fn drop(&mut self) {
-        if let Hangup::Disconnect = self.hangup {
-            // SAFETY: the server end of a pipe, still open (the reading half shares it).
-            unsafe { DisconnectNamedPipe(self.half.pipe.as_raw_handle()) };
-        }
-    }
 }
 
 /// Memory that Windows allocated for us and that `LocalFree` releases.
@@ -451,30 +306,17 @@ impl Drop for LocalMemory {
     }
 }
 
-/// A manual-reset event for overlapped I/O.
-fn new_event() -> io::Result<OwnedHandle> {
-    // SAFETY: no attributes and no name; the handle is checked and owned below.
-    owned(unsafe { CreateEventW(ptr::null(), 1, 0, ptr::null()) })
-}
-
-/// Takes ownership of a handle a Windows function returned, or of its error.
-fn owned(handle: HANDLE) -> io::Result<OwnedHandle> {
-    if handle.is_null() || handle == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a valid handle, just returned to us and owned by nobody else.
-    Ok(unsafe { OwnedHandle::from_raw_handle(handle) })
-}
-
-/// `s` as a NUL-terminated UTF-16 string.
-fn wide(s: impl AsRef<OsStr>) -> Vec<u16> {
-    s.as_ref().encode_wide().chain(std::iter::once(0)).collect()
+/// No program stands between the prompt and the worker here: an ended worker is just that.
+pub(crate) fn explain_prompt_exit(_how: &str, _status: ExitStatus, _stderr: &str) -> Option<LaunchError> {
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
     use std::time::Duration;
+
+    use graver_writer::os::pipe::connect_to_pipe;
 
     use super::*;
 

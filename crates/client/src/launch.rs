@@ -1,0 +1,204 @@
+//! Starting a worker for one job: a thread of this process, a plain child
+//! process, or the installed worker through the OS's elevation prompt
+//! (`os/`: pkexec on Linux, `osascript` on macOS, UAC on Windows).
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use graver_writer::worker::{Policy, serve};
+
+use crate::os;
+use crate::{Command, Launch, LaunchError, WorkerExit};
+
+/// Where packages install the worker on Linux; the polkit policy names this path.
+pub const LINUX_WORKER_PATH: &str = "/usr/libexec/graver/graver-writer";
+
+/// The worker this installation uses: beside the running executable (a build tree, the
+/// macOS bundle, the Windows install folder), else where the Linux package puts it.
+pub fn installed_worker() -> PathBuf {
+    worker_beside_current_exe().unwrap_or_else(|| PathBuf::from(LINUX_WORKER_PATH))
+}
+
+/// The worker executable installed beside the running one (`graver-writer`, `graver-writer.exe`).
+pub fn worker_beside_current_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let name = format!("graver-writer{}", std::env::consts::EXE_SUFFIX);
+    let beside = dir.join(&name);
+    if beside.exists() {
+        return Some(beside);
+    }
+    // Test binaries live one level down, in target/<profile>/deps.
+    let above = dir.parent()?.join(&name);
+    above.exists().then_some(above)
+}
+
+/// Whether this process may open raw devices without asking.
+pub fn has_device_rights() -> bool {
+    os::has_device_rights()
+}
+
+/// The worker's arguments for a launch with `token`, speaking on its standard streams.
+pub fn worker_args(token: &str) -> Vec<String> {
+    vec!["--token".into(), token.into()]
+}
+
+fn targets_are_files(command: &Command) -> bool {
+    let is_file = |p: &Path| graver_drives::path_kind(p) == graver_drives::PathKind::File;
+    match command {
+        Command::Write(job) => job.targets.iter().all(|t| is_file(t)),
+        Command::Verify(job) => is_file(&job.target),
+        Command::Cancel => true,
+    }
+}
+
+/// A started worker: the two ends of its stream and what to ask when it goes quiet.
+pub(crate) struct Connection {
+    pub(crate) to_worker: Box<dyn Write + Send>,
+    pub(crate) from_worker: Box<dyn Read + Send>,
+    pub(crate) process: Process,
+    pub(crate) how: String,
+}
+
+/// What runs the worker.
+pub(crate) enum Process {
+    Thread(JoinHandle<()>),
+    Child(std::process::Child),
+    /// An elevated process the client cannot wait for (macOS, Windows); its stream tells when it ends.
+    #[allow(dead_code)]
+    Detached,
+}
+
+impl Process {
+    /// Why the worker's stream ended, waiting briefly for the process to be reaped.
+    pub(crate) fn exit_story(&mut self, how: &str) -> LaunchError {
+        match self {
+            Self::Child(child) => {
+                let deadline = Instant::now() + Duration::from_millis(500);
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => {
+                            let said = stderr_tail(child);
+                            return os::explain_prompt_exit(how, status, &said)
+                                .unwrap_or_else(|| LaunchError::Ended(describe_exit(status, said)));
+                        }
+                        Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                        _ => return LaunchError::Ended(WorkerExit::Silent),
+                    }
+                }
+            }
+            Self::Thread(_) => LaunchError::Ended(WorkerExit::ThreadStopped),
+            Self::Detached => LaunchError::Ended(WorkerExit::Closed),
+        }
+    }
+
+    pub(crate) fn end(self) {
+        match self {
+            Self::Child(mut child) => {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline {
+                    if matches!(child.try_wait(), Ok(Some(_))) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Self::Thread(thread) => {
+                let _ = thread.join();
+            }
+            Self::Detached => {}
+        }
+    }
+}
+
+fn stderr_tail(child: &mut std::process::Child) -> String {
+    let mut text = String::new();
+    if let Some(stderr) = child.stderr.as_mut() {
+        let _ = stderr.take(8192).read_to_string(&mut text);
+    }
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// How a worker process ended.
+fn describe_exit(status: std::process::ExitStatus, said: String) -> WorkerExit {
+    if let Some(signal) = os::exit_signal(status) {
+        return WorkerExit::Killed { signal, said };
+    }
+    match status.code() {
+        Some(code) => WorkerExit::Exited { code, said },
+        None => WorkerExit::Ended { said },
+    }
+}
+
+pub(crate) fn start(launch: &Launch, command: &Command, token: &str) -> Result<Connection, LaunchError> {
+    match launch {
+        Launch::InProcess => in_process(token),
+        Launch::Subprocess { worker } => subprocess(worker, token),
+        Launch::Auto { worker } => {
+            if targets_are_files(command) || has_device_rights() {
+                in_process(token)
+            } else {
+                os::launch_elevated(worker, token)
+            }
+        }
+    }
+}
+
+fn in_process(token: &str) -> Result<Connection, LaunchError> {
+    let (req_rx, req_tx) = io::pipe().map_err(LaunchError::Pipe)?;
+    let (resp_rx, resp_tx) = io::pipe().map_err(LaunchError::Pipe)?;
+    let token = token.to_owned();
+    let thread = std::thread::Builder::new()
+        .name("graver-worker".into())
+        .spawn(move || {
+            let _ = serve(req_rx, resp_tx, &token, Policy { allow_files: true });
+        })
+        .map_err(LaunchError::Thread)?;
+    Ok(Connection {
+        to_worker: Box::new(req_tx),
+        from_worker: Box::new(resp_rx),
+        process: Process::Thread(thread),
+        how: "in-process".into(),
+    })
+}
+
+/// Starts `worker --token TOKEN` as a child speaking on its stdin and stdout.
+fn subprocess(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
+    spawn_child(
+        std::process::Command::new(worker).args(worker_args(token)),
+        "subprocess",
+    )
+}
+
+/// Starts `command` as a child speaking on its stdin and stdout.
+pub(crate) fn spawn_child(command: &mut std::process::Command, how: &str) -> Result<Connection, LaunchError> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LaunchError::Spawn {
+            program: command.get_program().to_owned(),
+            source,
+        })?;
+    let (Some(to_worker), Some(from_worker)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        return Err(LaunchError::NoStreams);
+    };
+    Ok(Connection {
+        to_worker: Box::new(to_worker),
+        from_worker: Box::new(from_worker),
+        process: Process::Child(child),
+        how: how.into(),
+    })
+}

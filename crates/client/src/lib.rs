@@ -1,0 +1,244 @@
+//! The front end's side of Graver's privilege boundary.
+//!
+//! Front ends never open raw devices themselves. [`Client::spawn`] gives them a
+//! [`Command`] sender and an [`Event`] receiver and, per job, starts a worker:
+//! in-process when the process already has the rights (root, or only files as
+//! targets), otherwise the `graver-writer` binary through the OS's elevation
+//! prompt (`os/`: pkexec, `osascript`, UAC). It then speaks graver-writer's
+//! [`protocol`](graver_writer::protocol) to it. Why a worker could not be started
+//! is a [`LaunchError`].
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, select};
+use graver_writer::protocol::{
+    JobResult, PROTOCOL_VERSION, Request, Response, VerifyJob, WriteJob, read_frame, write_frame,
+};
+use graver_writer::{ErrorKind, Progress};
+
+mod error;
+mod launch;
+mod os;
+
+pub use crate::error::{LaunchError, WorkerExit};
+use crate::launch::{Connection, start};
+pub use crate::launch::{
+    LINUX_WORKER_PATH, has_device_rights, installed_worker, worker_args, worker_beside_current_exe,
+};
+
+/// What the front end asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Write an image; a worker is started for it.
+    Write(WriteJob),
+    /// Compare a target with an image.
+    Verify(VerifyJob),
+    /// Stop the running job.
+    Cancel,
+}
+
+/// What the front end hears back. Every job ends in exactly one of
+/// [`Event::Finished`], [`Event::JobFailed`], [`Event::LaunchFailed`] or [`Event::WorkerLost`].
+#[derive(Debug)]
+pub enum Event {
+    /// The worker is up and has the job.
+    Started {
+        /// How it was started, for the log: "in-process", "subprocess", "pkexec", …
+        how: String,
+    },
+    /// Progress of the running job.
+    Progress(Progress),
+    /// The job ran to its end; see each target's outcome.
+    Finished(JobResult),
+    /// The job could not run (a bad image, nothing writable) or was cancelled.
+    JobFailed {
+        /// The class of failure.
+        kind: ErrorKind,
+        /// What happened.
+        message: String,
+    },
+    /// The worker could not be started: elevation refused or cancelled, no polkit agent, no worker binary.
+    LaunchFailed(LaunchError),
+    /// The worker died, was killed, or its connection closed mid-job.
+    WorkerLost {
+        /// What happened.
+        message: String,
+    },
+}
+
+/// How to start workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// Decide per job: in-process when the process has the rights already (root,
+    /// or only files as targets), otherwise the OS's elevation prompt for `worker`.
+    Auto {
+        /// The worker executable.
+        worker: PathBuf,
+    },
+    /// A thread of this process, with the user's own rights; files are allowed as targets.
+    InProcess,
+    /// The worker executable as a plain child process (tests; root front ends).
+    Subprocess {
+        /// The worker executable.
+        worker: PathBuf,
+    },
+}
+
+/// A running client: send [`Command`]s, receive [`Event`]s.
+pub struct Client {
+    /// Where commands go.
+    pub commands: Sender<Command>,
+    /// Where events arrive.
+    pub events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Starts the client's thread. Nothing else starts until a job is sent.
+    pub fn spawn(launch: Launch) -> Self {
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        let (event_tx, events) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("graver-client".into())
+            .spawn(move || run(&launch, &command_rx, &event_tx))
+            .ok();
+        Self {
+            commands,
+            events,
+            thread,
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Closing the command channel cancels any job and ends the thread.
+        let (dead, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.commands, dead));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(launch: &Launch, commands: &Receiver<Command>, events: &Sender<Event>) {
+    while let Ok(command) = commands.recv() {
+        let request = match &command {
+            Command::Write(job) => Request::Write(job.clone()),
+            Command::Verify(job) => Request::Verify(job.clone()),
+            Command::Cancel => continue,
+        };
+        let token = match graver_writer::protocol::new_token() {
+            Ok(token) => token,
+            Err(e) => {
+                let _ = events.send(Event::LaunchFailed(LaunchError::NoRandomness(e)));
+                continue;
+            }
+        };
+        match start(launch, &command, &token) {
+            Ok(connection) => {
+                if !run_job(connection, &token, &request, commands, events) {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = events.send(Event::LaunchFailed(error));
+            }
+        }
+    }
+}
+
+/// Runs one job on a fresh worker; returns false when the front end has gone away.
+fn run_job(
+    connection: Connection,
+    token: &str,
+    request: &Request,
+    commands: &Receiver<Command>,
+    events: &Sender<Event>,
+) -> bool {
+    let Connection {
+        mut to_worker,
+        mut from_worker,
+        mut process,
+        how,
+    } = connection;
+    let (frames_tx, frames) = crossbeam_channel::unbounded();
+    let reader = std::thread::spawn(move || {
+        loop {
+            let frame = read_frame::<Response>(&mut from_worker);
+            let end = !matches!(frame, Ok(Some(_)));
+            if frames_tx.send(frame).is_err() || end {
+                return;
+            }
+        }
+    });
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION,
+        token: token.to_owned(),
+    };
+    let sent = write_frame(&mut to_worker, &hello).and_then(|()| write_frame(&mut to_worker, request));
+    let mut front_end_alive = true;
+    let mut ready = false;
+    let mut commands = commands.clone();
+    // Once the front end is gone, the worker gets this long to stop before it is killed.
+    let mut give_up = crossbeam_channel::never();
+    let outcome = if let Err(source) = sent {
+        Some(Event::LaunchFailed(LaunchError::Unreachable {
+            ended: Box::new(process.exit_story(&how)),
+            source,
+        }))
+    } else {
+        let mut outcome = None;
+        while outcome.is_none() {
+            select! {
+                recv(frames) -> frame => outcome = match frame {
+                    Ok(Ok(Some(Response::Ready { .. }))) => {
+                        ready = true;
+                        let _ = events.send(Event::Started { how: how.clone() });
+                        None
+                    }
+                    Ok(Ok(Some(Response::Progress(p)))) => {
+                        let _ = events.send(Event::Progress(p));
+                        None
+                    }
+                    Ok(Ok(Some(Response::Finished(result)))) => Some(Event::Finished(result)),
+                    Ok(Ok(Some(Response::JobFailed { kind, message }))) => Some(Event::JobFailed { kind, message }),
+                    Ok(Ok(Some(Response::Fatal { message }))) => Some(Event::LaunchFailed(LaunchError::Refused(message))),
+                    Ok(Ok(None) | Err(_)) | Err(_) if ready => Some(Event::WorkerLost { message: process.exit_story(&how).to_string() }),
+                    Ok(Ok(None) | Err(_)) | Err(_) => Some(Event::LaunchFailed(process.exit_story(&how))),
+                },
+                recv(commands) -> command => match command {
+                    Ok(Command::Cancel) => {
+                        let _ = write_frame(&mut to_worker, &Request::Cancel);
+                    }
+                    Ok(Command::Write(_) | Command::Verify(_)) => {
+                        let _ = events.send(Event::JobFailed {
+                            kind: ErrorKind::Refused,
+                            message: "a job is already running; wait for it or cancel it".into(),
+                        });
+                    }
+                    Err(_) => {
+                        // The front end is gone: cancel, and give the worker a moment to stop cleanly.
+                        front_end_alive = false;
+                        commands = crossbeam_channel::never();
+                        give_up = crossbeam_channel::after(Duration::from_secs(5));
+                        let _ = write_frame(&mut to_worker, &Request::Cancel);
+                    }
+                },
+                recv(give_up) -> _ => outcome = Some(Event::WorkerLost {
+                    message: "the writer did not stop when asked and was ended".into(),
+                }),
+            }
+        }
+        outcome
+    };
+    drop(to_worker);
+    if let Some(event) = outcome {
+        let _ = events.send(event);
+    }
+    process.end();
+    let _ = reader.join();
+    front_end_alive
+}

@@ -1,0 +1,17 @@
+//! Any other OS: Graver knows no elevation prompt there.
+
+use std::path::Path;
+use std::process::ExitStatus;
+
+use crate::LaunchError;
+use crate::launch::Connection;
+
+/// Refuses: the user has to start Graver with the rights already.
+pub(crate) fn launch_elevated(_worker: &Path, _token: &str) -> Result<Connection, LaunchError> {
+    Err(LaunchError::Unsupported)
+}
+
+/// No program stands between the prompt and the worker here: an ended worker is just that.
+pub(crate) fn explain_prompt_exit(_how: &str, _status: ExitStatus, _stderr: &str) -> Option<LaunchError> {
+    None
+}

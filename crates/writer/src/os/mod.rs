@@ -1,0 +1,30 @@
+//! What the worker needs from the OS beyond graver-drives, one file per OS:
+//!
+//! - `as_invoking_user(f)`: runs `f` with file access checked as the user who asked
+//!   for elevation, where the OS can do that per thread;
+//! - [`CONNECT_OPTION`] and [`connect_back`]: how an elevated worker reaches the
+//!   front end that started it (a Unix socket on Linux and macOS, a named pipe on
+//!   Windows, whose overlapped halves are in [`pipe`]).
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::as_invoking_user;
+
+#[cfg(not(target_os = "linux"))]
+mod other;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use other::as_invoking_user;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::{CONNECT_OPTION, connect_back};
+
+#[cfg(windows)]
+pub mod pipe;
+#[cfg(windows)]
+pub use pipe::{CONNECT_OPTION, connect_back};
+
+/// The two halves of the stream to the front end.
+pub type Halves = (Box<dyn std::io::Read + Send>, Box<dyn std::io::Write + Send>);
