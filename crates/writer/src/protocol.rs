@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ErrorKind, Progress};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// No message comes near this; a larger length prefix is garbage.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -113,6 +113,32 @@ impl Outcome {
     }
 }
 
+/// What ejecting a written drive did. Only [`Eject::Ejected`] means the drive
+/// may be pulled out at once; the front ends say what to do otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Eject {
+    /// Powered off or ejected.
+    Ejected,
+    /// The OS cannot eject this drive.
+    NotSupported {
+        /// Why, and what was done instead, in a sentence.
+        reason: String,
+    },
+    /// Ejecting was tried and failed.
+    Failed {
+        /// What happened, in a sentence.
+        message: String,
+    },
+}
+
+impl Eject {
+    /// Whether the drive was powered off or ejected, so it is safe to remove now.
+    pub fn is_safe_to_remove(&self) -> bool {
+        matches!(self, Self::Ejected)
+    }
+}
+
 /// One target's part of a [`JobResult`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetResult {
@@ -121,8 +147,8 @@ pub struct TargetResult {
     /// How it ended.
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// What ejecting said, when ejecting was asked for and the write succeeded.
-    pub ejected: Option<String>,
+    /// What ejecting did, when ejecting was asked for and the write succeeded.
+    pub ejected: Option<Eject>,
     /// Something the user must know about a write that succeeded, such as a drive
     /// that holds the image but is smaller than it claims.
     pub warning: Option<String>,
@@ -133,8 +159,9 @@ pub struct TargetResult {
 pub struct JobResult {
     /// Bytes of image written to (or compared with) each successful target.
     pub image_len: u64,
-    /// SHA-256 of the decompressed image, hex, when computed.
-    pub sha256: Option<String>,
+    /// SHA-256 of the decompressed image, when computed (64 hex digits on the wire).
+    #[serde(with = "hex_digest")]
+    pub sha256: Option<[u8; 32]>,
     /// Wall time of the job.
     pub elapsed_secs: f64,
     /// Per target.
@@ -148,6 +175,28 @@ impl JobResult {
             .iter()
             .filter_map(|t| t.outcome.error_kind())
             .max_by_key(|k| k.rank())
+    }
+}
+
+/// An optional SHA-256 as 64 hex digits, or `null`.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(digest: &Option<[u8; 32]>, out: S) -> Result<S::Ok, S::Error> {
+        match digest {
+            Some(digest) => out.serialize_str(&hex::encode(digest)),
+            None => out.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<[u8; 32]>, D::Error> {
+        Option::<String>::deserialize(input)?
+            .map(|text| {
+                let mut digest = [0u8; 32];
+                hex::decode_to_slice(&text, &mut digest).map_err(serde::de::Error::custom)?;
+                Ok(digest)
+            })
+            .transpose()
     }
 }
 
@@ -200,15 +249,10 @@ pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Resul
 /// `UnexpectedEof` for a stream that ends inside a frame; other I/O errors as they come.
 pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < len.len() {
-        match input.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match graver_image::read_up_to(input, &mut len)? {
+        0 => return Ok(None),
+        4 => {}
+        _ => return Err(io::ErrorKind::UnexpectedEof.into()),
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
@@ -310,13 +354,13 @@ mod tests {
                 "finished",
                 Response::Finished(JobResult {
                     image_len: 4 << 30,
-                    sha256: Some("ab".repeat(32)),
+                    sha256: Some([0xab; 32]),
                     elapsed_secs: 120.5,
                     targets: vec![
                         TargetResult {
                             target: "/dev/sdb".into(),
                             outcome: Outcome::Verified,
-                            ejected: Some("sdb was ejected: safe to remove".into()),
+                            ejected: Some(Eject::Ejected),
                             warning: Some("/dev/sdb: the drive is not as large as it claims: it reports 256 MiB but keeps at most about 32 MiB".into()),
                         },
                         TargetResult {
@@ -326,6 +370,22 @@ mod tests {
                                 message: "/dev/sdc: writing failed at byte 1048576: Input/output error".into(),
                             },
                             ejected: None,
+                            warning: None,
+                        },
+                        TargetResult {
+                            target: "/dev/sde".into(),
+                            outcome: Outcome::Written,
+                            ejected: Some(Eject::NotSupported {
+                                reason: "sde cannot be powered off here (udisks is not available); its partition table was re-read".into(),
+                            }),
+                            warning: None,
+                        },
+                        TargetResult {
+                            target: "/dev/sdf".into(),
+                            outcome: Outcome::Verified,
+                            ejected: Some(Eject::Failed {
+                                message: "/dev/sdf: the device is busy".into(),
+                            }),
                             warning: None,
                         },
                         TargetResult {
