@@ -1,14 +1,13 @@
 //! Turning `--to PATH` into a target the user really means, under the safety policy.
 
 use std::io::{BufRead as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use graver_drives::{Drive, Flag, ImageFacts, Note, Severity, classify};
+use graver_drives::{Ask, Consent, Drive, ImageFacts, PathKind, Resolved, Verdict, judge, path_kind, resolve};
 use graver_image::Image;
 
 use crate::cli::WriteArgs;
 use crate::exit::Exit;
-use crate::output::human_bytes;
 
 /// The targets the user confirmed, for the writer job.
 pub struct Chosen {
@@ -20,35 +19,6 @@ pub struct Chosen {
 
 /// Why a target was not chosen: the exit code and the sentence to print.
 pub type Refusal = (Exit, String);
-
-/// The listed drive that `path` names: `/dev/sdb`, a `/dev/disk/by-id/…` link, or on macOS `/dev/diskN` for `/dev/rdiskN`.
-pub fn find_drive<'a>(drives: &'a [Drive], path: &Path) -> Option<&'a Drive> {
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let name = real.file_name()?.to_string_lossy().into_owned();
-    let name = name
-        .strip_prefix('r')
-        .filter(|n| n.starts_with("disk"))
-        .unwrap_or(&name)
-        .to_owned();
-    drives
-        .iter()
-        .find(|d| d.name.eq_ignore_ascii_case(&name) || d.path == real)
-}
-
-fn is_device_path(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        match std::fs::metadata(path) {
-            Ok(m) => m.file_type().is_block_device() || m.file_type().is_char_device(),
-            Err(_) => graver_drives::is_device_name(path),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        path.to_string_lossy().starts_with(r"\\.\")
-    }
-}
 
 fn ask(question: &str) -> String {
     eprint!("{question}");
@@ -72,38 +42,76 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, Refusal> {
         targets: Vec::new(),
         unsafe_names: Vec::new(),
     };
-    let devices: Vec<&PathBuf> = args.to.iter().filter(|p| is_device_path(p)).collect();
-    let drives = if devices.is_empty() {
-        Vec::new()
-    } else {
+    let any_device = args.to.iter().any(|p| path_kind(p) == PathKind::Device);
+    let drives = if any_device {
         graver_drives::list().map_err(|e| (Exit::from(&e), e.to_string()))?
+    } else {
+        Vec::new()
     };
-    let stored_on = graver_drives::drive_holding(image.path());
-    let mut picked: Vec<(&Drive, Vec<Note>)> = Vec::new();
+    let facts = ImageFacts::of(image);
+    let mut picked: Vec<(&Drive, Vec<String>)> = Vec::new();
     for path in &args.to {
-        if !is_device_path(path) {
-            if !args.overwrite && path.exists() {
-                let e = graver_drives::DriveError::FileExists(path.clone());
-                return Err((Exit::from(&e), e.to_string()));
+        let drive = match resolve(&drives, path) {
+            Resolved::File => {
+                if !args.overwrite && path.exists() {
+                    let e = graver_drives::DriveError::FileExists(path.clone());
+                    return Err((Exit::from(&e), e.to_string()));
+                }
+                chosen.targets.push(path.clone());
+                continue;
             }
-            chosen.targets.push(path.clone());
-            continue;
-        }
-        let Some(drive) = find_drive(&drives, path) else {
-            return Err((Exit::Refused, not_a_drive(path)));
+            Resolved::Drive(drive) => drive,
+            Resolved::Partition(drive) => {
+                return Err((
+                    Exit::Refused,
+                    format!(
+                        "{}: this is a partition, not a whole drive; images are written to the whole drive ({})",
+                        path.display(),
+                        drive.path.display()
+                    ),
+                ));
+            }
+            Resolved::Unlisted { .. } => {
+                return Err((
+                    Exit::Refused,
+                    format!(
+                        "{}: not a whole drive Graver can write to (see `graver list --all`)",
+                        path.display()
+                    ),
+                ));
+            }
         };
-        let size = image.size();
-        let facts = ImageFacts::new(size.bytes(), size.is_exact(), stored_on.as_deref());
-        let notes = classify(drive, Some(facts));
-        if let Some(refused) = graver_drives::refusal(&notes) {
-            return Err((Exit::Refused, format!("{}: {refused}", drive.path.display())));
+        let mut consent = Consent {
+            unsafe_mode: args.unsafe_mode,
+            typed_name: args.confirm_name.as_deref(),
+            warnings_confirmed: args.yes,
+        };
+        let mut verdict = judge(drive, Some(&facts), consent);
+        let typed;
+        if let Verdict::Ask(asks) = &verdict
+            && let Some(Ask::TypeName(system)) = asks.first()
+        {
+            eprintln!("WARNING: {system}");
+            typed = ask(&format!("Type the drive's name ({}) to erase it anyway: ", drive.name));
+            consent.typed_name = Some(&typed);
+            verdict = judge(drive, Some(&facts), consent);
         }
-        if let Some(system) = notes.iter().find(|n| n.flag == Flag::System) {
-            confirm_system(args, drive, system)?;
+        let warnings = match verdict {
+            Verdict::Refused(refusal) => return Err((Exit::Refused, refused(drive, &refusal))),
+            Verdict::Ask(asks) => asks
+                .into_iter()
+                .filter_map(|a| match a {
+                    Ask::Confirm(warning) => Some(warning),
+                    Ask::TypeName(_) => None,
+                })
+                .collect(),
+            Verdict::Allowed => Vec::new(),
+        };
+        if drive.system.is_some() {
             chosen.unsafe_names.push(drive.name.clone());
         }
         chosen.targets.push(drive.path.clone());
-        picked.push((drive, notes));
+        picked.push((drive, warnings));
     }
     if !picked.is_empty() && !args.yes {
         confirm(image, &picked)?;
@@ -111,78 +119,36 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, Refusal> {
     Ok(chosen)
 }
 
-fn not_a_drive(path: &Path) -> String {
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let parent = Path::new("/sys/class/block").join(&name).join("partition");
-    if parent.exists()
-        && let Some(disk) = std::fs::canonicalize(Path::new("/sys/class/block").join(&name))
-            .ok()
-            .and_then(|p| {
-                p.parent()
-                    .and_then(|d| d.file_name())
-                    .map(|d| d.to_string_lossy().into_owned())
-            })
-    {
-        return format!(
-            "{}: this is a partition, not a whole drive; images are written to the whole drive (/dev/{disk})",
-            path.display()
-        );
-    }
-    format!(
-        "{}: not a whole drive Graver can write to (see `graver list --all`)",
-        path.display()
-    )
-}
-
-fn confirm_system(args: &WriteArgs, drive: &Drive, system: &Note) -> Result<(), Refusal> {
-    let name = &drive.name;
-    if !args.unsafe_mode {
-        return Err((
-            Exit::Refused,
-            format!(
-                "{}: {} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
-                drive.path.display(),
-                system.message
-            ),
-        ));
-    }
-    let typed = match &args.confirm_name {
-        Some(given) => given.clone(),
-        None => {
-            eprintln!("WARNING: {}", system.message);
-            ask(&format!("Type the drive's name ({name}) to erase it anyway: "))
+/// The CLI's wording of a refusal: what to pass to go on, where anything can.
+fn refused(drive: &Drive, refusal: &graver_drives::Refusal) -> String {
+    match refusal {
+        graver_drives::Refusal::Forbidden(why) => format!("{}: {why}", drive.path.display()),
+        graver_drives::Refusal::SystemDrive(why) => format!(
+            "{}: {why} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
+            drive.path.display()
+        ),
+        graver_drives::Refusal::NameMismatch { expected } => {
+            format!("the name typed does not match {expected}; nothing was written")
         }
-    };
-    if &typed == name {
-        Ok(())
-    } else {
-        Err((
-            Exit::Refused,
-            format!("the name typed does not match {name}; nothing was written"),
-        ))
     }
 }
 
-fn confirm(image: &Image, picked: &[(&Drive, Vec<Note>)]) -> Result<(), Refusal> {
+fn confirm(image: &Image, picked: &[(&Drive, Vec<String>)]) -> Result<(), Refusal> {
     eprintln!(
         "About to write {} ({}) to:",
         image.path().display(),
-        human_bytes(image.size().bytes())
+        graver_image::human::binary(image.size().bytes())
     );
-    for (drive, notes) in picked {
+    for (drive, warnings) in picked {
         eprintln!(
             "  {}: {}, {}, {}",
             drive.path.display(),
             drive.display_name(),
-            graver_drives::human_size(drive.size),
+            graver_image::human::decimal(drive.size),
             drive.bus.label(),
         );
-        for note in notes.iter().filter(|n| n.flag.severity() == Severity::Confirm) {
-            eprintln!("    warning: {}", note.message);
+        for warning in warnings {
+            eprintln!("    warning: {warning}");
         }
     }
     eprintln!(

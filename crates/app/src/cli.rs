@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 use crate::exit::EXIT_CODES_HELP;
 
@@ -34,12 +34,12 @@ not removable or are larger than 128 GB need --yes or a confirmation naming the 
 pub struct Cli {
     /// What to do; without one, the window opens.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub subcommand: Option<Subcommand>,
 }
 
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
+/// The subcommands: `write`, `verify`, `hash`, `list`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
     /// Write an image (raw, iso, gz, bz2, xz, zst or zip) to a drive and verify it.
     #[command(after_help = format!("{TARGET_RULE}\n\n{EXIT_CODES_HELP}"))]
     Write(WriteArgs),

@@ -5,7 +5,7 @@
 
 // Release builds on Windows open no console window beside the app's own; as a
 // command-line tool it attaches to the console it was started from instead (see
-// `windows_console`). Debug builds and test programs stay console programs.
+// `os/windows.rs`). Debug builds and test programs stay console programs.
 #![cfg_attr(all(windows, not(debug_assertions), not(test)), windows_subsystem = "windows")]
 
 mod choose;
@@ -13,20 +13,17 @@ mod cli;
 mod commands;
 mod exit;
 mod gui;
-mod hashing;
+mod os;
 mod output;
-#[cfg(windows)]
-mod windows_console;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    #[cfg(windows)]
-    windows_console::attach_for_command_line();
+    os::attach_console_for_command_line();
     let cli = cli::Cli::parse();
-    let Some(command) = cli.command else {
+    let Some(subcommand) = cli.subcommand else {
         return match gui::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -36,11 +33,11 @@ fn main() -> ExitCode {
             }
         };
     };
-    let code = match command {
-        cli::Command::Write(args) => commands::write(&args),
-        cli::Command::Hash(args) => commands::hash(&args),
-        cli::Command::Verify(args) => commands::verify(&args),
-        cli::Command::List(args) => commands::list(&args),
+    let code = match subcommand {
+        cli::Subcommand::Write(args) => commands::write(&args),
+        cli::Subcommand::Hash(args) => commands::hash(&args),
+        cli::Subcommand::Verify(args) => commands::verify(&args),
+        cli::Subcommand::List(args) => commands::list(&args),
     };
     ExitCode::from(code as u8)
 }

@@ -7,31 +7,6 @@ use graver_writer::{CancelToken, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-/// Sizes as people read them: "1.5 GiB", "512 KiB", "17 bytes".
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// An image's uncompressed size as people read it: "1.5 GiB", "about 1.5 GiB" for an
-/// estimate, or "size unknown" when nothing in the file gives a believable one.
-pub fn image_size_text(size: graver_image::ImageSize) -> String {
-    match size {
-        graver_image::ImageSize::Exact(bytes) => human_bytes(bytes),
-        graver_image::ImageSize::Estimate(bytes) => format!("about {}", human_bytes(bytes)),
-        graver_image::ImageSize::Unknown => "size unknown".to_owned(),
-    }
-}
-
 /// The drives a snapshot shows as stalled, for the bar's message.
 fn stalled_names(progress: &Progress) -> String {
     let names: Vec<&str> = progress
@@ -100,12 +75,12 @@ impl Reporter {
             Self::Bar(bar) => {
                 bar.set_prefix(progress.phase.label());
                 bar.set_position((progress.fraction * BAR_SCALE as f64) as u64);
-                let total = image_size_text(progress.total);
+                let total = progress.total.describe();
                 let mut message = format!(
                     "{} of {}  {}/s",
-                    human_bytes(progress.bytes),
+                    graver_image::human::binary(progress.bytes),
                     total,
-                    human_bytes(progress.rate as u64)
+                    graver_image::human::binary(progress.rate as u64)
                 );
                 if let Some(eta) = progress.eta_secs {
                     message.push_str(&format!("  {} left", clock(eta)));
@@ -135,20 +110,9 @@ static INTERRUPT: std::sync::OnceLock<CancelToken> = std::sync::OnceLock::new();
 /// Makes the first Ctrl-C cancel `token` cleanly; a second one ends the process at once.
 pub fn cancel_on_interrupt(token: &CancelToken) {
     let _ = INTERRUPT.set(token.clone());
-    #[cfg(unix)]
-    {
-        extern "C" fn on_signal(_: libc::c_int) {
-            if let Some(token) = INTERRUPT.get() {
-                token.cancel();
-            }
+    crate::os::call_on_interrupt(|| {
+        if let Some(token) = INTERRUPT.get() {
+            token.cancel();
         }
-        // SAFETY: the handler only performs an atomic store through a token set before installation.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESETHAND;
-            libc::sigaction(libc::SIGINT, &raw const action, std::ptr::null_mut());
-            libc::sigaction(libc::SIGTERM, &raw const action, std::ptr::null_mut());
-        }
-    }
+    });
 }

@@ -47,13 +47,7 @@ pub fn worker_args(token: &str) -> Vec<String> {
 }
 
 fn targets_are_files(command: &Command) -> bool {
-    let is_file = |p: &Path| {
-        let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        match std::fs::metadata(&real) {
-            Ok(m) => m.is_file(),
-            Err(_) => !graver_drives::is_device_name(p),
-        }
-    };
+    let is_file = |p: &Path| graver_drives::path_kind(p) == graver_drives::PathKind::File;
     match command {
         Command::Write(job) => job.targets.iter().all(|t| is_file(t)),
         Command::Verify(job) => is_file(&job.target),

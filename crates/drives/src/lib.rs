@@ -10,10 +10,13 @@
 //!   `\\.\PhysicalDriveN`), size, vendor and model, bus, removable and read-only
 //!   state, block sizes, and partitions with their mount points. A drive that
 //!   holds the running system carries the reason in [`Drive::system`].
-//! - [`classify`] turns a drive (and optionally the image meant for it) into
-//!   [`Note`]s — system, holds the source, too small, read-only, large,
-//!   non-removable — each with a sentence the GUI and CLI show as is, and a
-//!   [`Severity`]: refuse, unsafe mode only, or confirm.
+//! - [`resolve`] says what a path names: a listed drive, a partition of one, a
+//!   regular file, or a device Graver does not write to (or that is gone).
+//! - [`judge`] is the policy: a drive, the [`ImageFacts`] of the image meant for it
+//!   and the user's [`Consent`] give a [`Verdict`]: refused, or allowed once the user
+//!   typed the name of a system drive and confirmed the warnings. [`classify`] lists
+//!   the [`Finding`]s it decides on — system, holds the source, too small, read-only,
+//!   large, non-removable — each with a sentence the GUI and CLI show as is.
 //! - [`prepare`] unmounts every partition and opens the raw device for direct,
 //!   exclusive I/O; [`eject`] powers the drive off or ejects it once written.
 //! - [`Watcher`] notices drives arriving and leaving and sends each new list over
@@ -39,47 +42,22 @@
 //! Every error names the path and says what to do, because the CLI and the GUI
 //! show it to the user as is.
 
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-mod classify;
 mod drive;
-mod plan;
+mod os;
+mod policy;
+mod resolve;
 mod target;
 mod watcher;
 
-#[cfg(unix)]
-mod unix;
-
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-use linux as os;
-
-#[cfg(target_os = "macos")]
-mod macos;
-#[cfg(any(target_os = "macos", test))]
-mod macos_parse;
-#[cfg(target_os = "macos")]
-use macos as os;
-
-#[cfg(windows)]
-mod windows;
-#[cfg(any(windows, test))]
-mod windows_map;
-#[cfg(windows)]
-use windows as os;
-
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-mod unsupported;
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-use unsupported as os;
-
-pub use crate::classify::{
-    Flag, ImageFacts, LARGE_DRIVE_BYTES, Note, Severity, classify, human_size, is_flashable, refusal,
-};
 pub use crate::drive::{Bus, Drive, Partition};
+pub use crate::policy::{
+    Ask, Consent, Finding, Hazard, ImageFacts, LARGE_DRIVE_BYTES, Refusal, Severity, Verdict, classify, is_flashable,
+    judge,
+};
+pub use crate::resolve::{PathKind, Resolved, path_kind, resolve};
 pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};
 pub use crate::watcher::Watcher;
 
@@ -130,7 +108,7 @@ pub fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
 /// `/dev/disk/by-id/…`, `\\.\PhysicalDrive3`), even when no such device exists
 /// (unplugged): such a path must never become a new regular file. Files in
 /// tmpfs under `/dev/shm` are files.
-pub fn is_device_name(path: &Path) -> bool {
+pub(crate) fn is_device_name(path: &Path) -> bool {
     if path.to_string_lossy().starts_with(r"\\.\") {
         return true;
     }
@@ -144,24 +122,6 @@ fn io_error(path: &Path, source: io::Error) -> DriveError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Returns the file's size by seeking, which works for block devices on every OS.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-fn size_by_seek(file: &File) -> io::Result<u64> {
-    use std::io::Seek;
-    let mut handle = file;
-    let end = handle.seek(io::SeekFrom::End(0))?;
-    handle.seek(io::SeekFrom::Start(0))?;
-    Ok(end)
-}
-
-/// Reads a short text attribute (sysfs style) and trims it; `None` when absent or empty.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn read_attr(path: PathBuf) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::plan::{self, Os};
+use crate::os::plan::{self, Os};
 use crate::{MIN_BLOCK_SIZE, io_error};
 
 /// What a [`Target`] is on disk.
@@ -212,7 +212,7 @@ impl Target {
 /// without `overwrite_file`, a read-only or busy device, missing rights, or an
 /// OS whose raw devices are not supported yet.
 pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
-    if is_physical_drive_path(path) {
+    if crate::os::is_physical_drive_path(path) {
         return open_device(path, access);
     }
     let metadata = match std::fs::metadata(path) {
@@ -238,7 +238,7 @@ pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
             kind: "a directory",
         });
     }
-    if is_block_device(path, &metadata) {
+    if crate::os::is_block_device(path, &metadata) {
         return open_device(path, access);
     }
     Err(DriveError::NotWritable {
@@ -282,28 +282,6 @@ fn file_target(file: File, path: &Path, capacity: Option<u64>) -> Target {
         ejecting: false,
         _guard: None,
     }
-}
-
-#[cfg(unix)]
-fn is_block_device(path: &Path, metadata: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    // macOS's raw nodes (/dev/rdiskN) are character devices.
-    metadata.file_type().is_block_device()
-        || (cfg!(target_os = "macos") && metadata.file_type().is_char_device() && path.starts_with("/dev"))
-}
-
-#[cfg(not(unix))]
-fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {
-    false
-}
-
-/// Windows raw disks (`\\.\PhysicalDriveN`) have no file metadata; their name says what they are.
-fn is_physical_drive_path(path: &Path) -> bool {
-    cfg!(windows)
-        && path
-            .to_string_lossy()
-            .to_ascii_lowercase()
-            .starts_with(r"\\.\physicaldrive")
 }
 
 fn open_device(path: &Path, access: Access) -> Result<Target, DriveError> {

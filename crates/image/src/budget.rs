@@ -61,26 +61,7 @@ impl MemoryBudget {
 
 impl fmt::Display for MemoryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {} threads", human(self.bytes), self.threads)
-    }
-}
-
-/// Bytes as a person reads them: "1.5 GiB", "512 MiB", "40 KiB".
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value.fract() < 0.05 || value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+        write!(f, "{} on {} threads", crate::human::binary(self.bytes), self.threads)
     }
 }
 
@@ -158,12 +139,5 @@ mod tests {
         assert_eq!(cgroup_headroom_from("0::/user.slice/session\n", files), Some(768 << 20));
         assert_eq!(cgroup_headroom_from("0::/\n", files), None);
         assert_eq!(cgroup_headroom_from("1:cpu:/x\n", files), None);
-    }
-
-    #[test]
-    fn sizes_read_as_a_person_would() {
-        assert_eq!(human(3 << 29), "1.5 GiB");
-        assert_eq!(human(512 << 20), "512 MiB");
-        assert_eq!(human(100), "100 bytes");
     }
 }

@@ -35,15 +35,18 @@ pub enum ChecksumVerdict {
 }
 
 impl PublishedChecksum {
-    /// Compares the published digest with the digest of the file on disk and, when
-    /// known, the digest of the decompressed image.
-    pub fn verdict(&self, file_sha256: &[u8; 32], image_sha256: Option<&[u8; 32]>) -> ChecksumVerdict {
-        if &self.sha256 == file_sha256 {
-            ChecksumVerdict::MatchesFile
+    /// Compares the published digest with what is known of the image: the digest of
+    /// the file on disk and the digest of the decompressed image, either of which may be
+    /// unknown (for a raw image they are the same). A known file digest settles it; with
+    /// only the image's digest a difference proves nothing (the sum may be the
+    /// compressed file's), so the verdict is `None` then.
+    pub fn verdict(&self, file_sha256: Option<&[u8; 32]>, image_sha256: Option<&[u8; 32]>) -> Option<ChecksumVerdict> {
+        if file_sha256 == Some(&self.sha256) {
+            Some(ChecksumVerdict::MatchesFile)
         } else if image_sha256 == Some(&self.sha256) {
-            ChecksumVerdict::MatchesImage
+            Some(ChecksumVerdict::MatchesImage)
         } else {
-            ChecksumVerdict::Mismatch
+            file_sha256.map(|_| ChecksumVerdict::Mismatch)
         }
     }
 
@@ -56,6 +59,14 @@ impl PublishedChecksum {
 /// A SHA-256 digest as 64 lowercase hex digits.
 pub fn sha256_hex(digest: &[u8; 32]) -> String {
     hex::encode(digest)
+}
+
+/// A SHA-256 digest a person pasted or a program printed: 64 hex digits, either case,
+/// spaces around ignored; `None` for anything else.
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut digest).ok()?;
+    Some(digest)
 }
 
 fn serialize_hex<S: serde::Serializer>(digest: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {

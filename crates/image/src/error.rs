@@ -81,8 +81,8 @@ pub enum ImageError {
         "{}: decoding this {format} image needs {} of memory ({what}), more than the {} Graver allows \
          itself on this machine; recompress it with a smaller {what}",
         path.display(),
-        crate::budget::human(*needed),
-        crate::budget::human(*budget)
+        crate::human::binary(*needed),
+        crate::human::binary(*budget)
     )]
     NeedsTooMuchMemory {
         /// The image file.

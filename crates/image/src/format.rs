@@ -96,9 +96,17 @@ fn zstd_after_skippable<R: Read + Seek>(file: &mut R) -> io::Result<bool> {
 /// Reads until `buf` is full or the input ends; returns how many bytes were read
 /// (fewer than `buf.len()` only at the end). `Interrupted` reads are retried.
 pub fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    fill_with(buf, |rest, _| reader.read(rest))
+}
+
+/// The one "read until full" loop: calls `read` with the part of `buf` still empty and
+/// how many bytes are already in, until `buf` is full or `read` returns 0 (the end);
+/// returns how many bytes were read. `Interrupted` reads are retried. Positional reads
+/// (`read_at`, `seek_read`) use the count as their offset.
+pub fn fill_with(buf: &mut [u8], mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
+        match read(&mut buf[filled..], filled) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

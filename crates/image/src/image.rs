@@ -60,6 +60,16 @@ impl ImageSize {
     pub fn is_exact(self) -> bool {
         matches!(self, ImageSize::Exact(_))
     }
+
+    /// The size as people read it: "1.5 GiB", "about 1.5 GiB" for an estimate, or
+    /// "size unknown" when nothing in the file gives a believable one.
+    pub fn describe(self) -> String {
+        match self {
+            ImageSize::Exact(bytes) => crate::human::binary(bytes),
+            ImageSize::Estimate(bytes) => format!("about {}", crate::human::binary(bytes)),
+            ImageSize::Unknown => "size unknown".to_owned(),
+        }
+    }
 }
 
 /// What [`Image::reader`] needs beyond the format, worked out once at open time.

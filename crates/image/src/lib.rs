@@ -97,6 +97,8 @@ mod budget;
 mod checksum;
 mod error;
 mod format;
+mod hashing;
+pub mod human;
 mod image;
 mod probe;
 mod reader;
@@ -106,9 +108,10 @@ mod zstd;
 
 pub use crate::{
     budget::MemoryBudget,
-    checksum::{ChecksumVerdict, PublishedChecksum, find_checksum, sha256_hex},
+    checksum::{ChecksumVerdict, PublishedChecksum, find_checksum, parse_sha256, sha256_hex},
     error::ImageError,
-    format::{Format, read_up_to},
+    format::{Format, fill_with, read_up_to},
+    hashing::{ImageDigests, hash_image},
     image::{Image, ImageSize},
     probe::{PROBE_LEN, Probe, SECTOR, probe, signature},
     reader::ImageReader,

@@ -424,7 +424,7 @@ impl<R: BufRead> Reader<R> {
         match e {
             liblzma::stream::Error::MemLimit => invalid(format!(
                 "a block needs more memory than the {} decoding may use",
-                crate::budget::human(self.budget.bytes())
+                crate::human::binary(self.budget.bytes())
             )),
             e => invalid(e.to_string()),
         }

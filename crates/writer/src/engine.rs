@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::buffer::{AlignedBuf, Chunk, Pool, round_up};
-use crate::error::size;
 use crate::progress::{DeviceState, Phase, Progress, Tracker, run_ticker};
 use crate::wipe::{ReadFailure, read_pieces, scrub, write_pieces};
 use crate::{Device, Source, WriteError, stamps, wipe};
@@ -611,8 +610,8 @@ fn judge_counterfeit(
         return Ok(format!(
             "{}: the drive is not as large as it claims: it reports {} but keeps at most about {} (what is written beyond that lands on earlier data). The image fits and was verified, but do not trust the rest of the drive; a full check of the drive (`graver check`, planned for a later version) will tell more.",
             device.name(),
-            size(claimed),
-            size(keeps_at_most)
+            graver_image::human::binary(claimed),
+            graver_image::human::binary(keeps_at_most)
         ));
     }
     Err(WriteError::Counterfeit {

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use graver_image::human::binary;
 use serde::{Deserialize, Serialize};
 
 /// Why a write or a comparison did not succeed.
@@ -58,7 +59,7 @@ pub enum WriteError {
     /// survive on it or could not be checked.
     #[error(
         "{device}: the drive is not as large as it claims: it reports {} but keeps at most about {} (what is written beyond that lands on earlier data), so it cannot hold this {} image. A full check of the drive (`graver check`, planned for a later version) will tell more.",
-        size(*.claimed), .keeps_at_most.map_or_else(|| "less than the image".to_owned(), size), size(*.image_len)
+        binary(*.claimed), .keeps_at_most.map_or_else(|| "less than the image".to_owned(), binary), binary(*.image_len)
     )]
     Counterfeit {
         /// The device.
@@ -139,18 +140,5 @@ impl WriteError {
             }
             _ => Self::SourceIo(error),
         }
-    }
-}
-
-/// A size as people read it in a message: "256 MiB", "1.5 GiB", "512 bytes".
-pub(crate) fn size(bytes: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    const GIB: u64 = 1 << 30;
-    if bytes >= GIB {
-        format!("{:.1} GiB", bytes as f64 / GIB as f64)
-    } else if bytes >= MIB {
-        format!("{} MiB", bytes.div_ceil(MIB))
-    } else {
-        format!("{bytes} bytes")
     }
 }

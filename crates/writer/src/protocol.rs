@@ -249,15 +249,10 @@ pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Resul
 /// `UnexpectedEof` for a stream that ends inside a frame; other I/O errors as they come.
 pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < len.len() {
-        match input.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match graver_image::read_up_to(input, &mut len)? {
+        0 => return Ok(None),
+        4 => {}
+        _ => return Err(io::ErrorKind::UnexpectedEof.into()),
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {

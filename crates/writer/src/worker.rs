@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use graver_drives::{Access, Drive, Flag, ImageFacts, Target};
+use graver_drives::{Access, Consent, Drive, ImageFacts, PathKind, Refusal, Resolved, Target, Verdict};
 use graver_image::Image;
 
-use crate::os::{as_invoking_user, kernel_knows};
+use crate::os::as_invoking_user;
 use crate::protocol::{
     Eject, JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame,
     write_frame,
@@ -165,71 +165,57 @@ struct Checked {
 fn check_target(
     path: &Path,
     drives: &[Drive],
-    image: &Image,
+    facts: &ImageFacts,
     job: &WriteJob,
     policy: Policy,
 ) -> Result<Checked, String> {
     let shown = path.display();
-    let metadata = std::fs::symlink_metadata(path);
-    let real = std::fs::canonicalize(path);
-    let is_file = real
-        .as_ref()
-        .ok()
-        .and_then(|r| std::fs::metadata(r).ok())
-        .is_some_and(|m| m.is_file());
-    if is_file || (metadata.is_err() && !graver_drives::is_device_name(path)) {
-        if !policy.allow_files {
+    let drive = match graver_drives::resolve(drives, path) {
+        Resolved::File => {
+            if !policy.allow_files {
+                return Err(format!(
+                    "{shown} is not a whole drive: the privileged writer writes only to drives it finds itself"
+                ));
+            }
+            let access = Access::Write {
+                overwrite_file: job.overwrite,
+            };
+            let target = graver_drives::open_target(path, access).map_err(|e| e.to_string())?;
+            return Ok(Checked { target, drive: None });
+        }
+        Resolved::Unlisted { present: false } => return Err(format!("{shown}: no such drive; was it unplugged?")),
+        Resolved::Partition(_) | Resolved::Unlisted { present: true } => {
             return Err(format!(
-                "{shown} is not a whole drive: the privileged writer writes only to drives it finds itself"
+                "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
             ));
         }
-        let access = Access::Write {
-            overwrite_file: job.overwrite,
-        };
-        let target = graver_drives::open_target(path, access).map_err(|e| e.to_string())?;
-        return Ok(Checked { target, drive: None });
-    }
-    let Ok(real) = real else {
-        return Err(format!("{shown}: no such drive; was it unplugged?"));
+        Resolved::Drive(drive) => drive,
     };
-    let Some(drive) = find_listed(drives, &real) else {
-        if !kernel_knows(&real) {
-            return Err(format!("{shown}: no such drive; was it unplugged?"));
+    // The front end names a system drive only once the user turned unsafe mode on and
+    // typed its name; it asked for every warning to be confirmed before sending the job.
+    let named = job.unsafe_names.contains(&drive.name);
+    let consent = Consent {
+        unsafe_mode: named,
+        typed_name: named.then_some(drive.name.as_str()),
+        warnings_confirmed: true,
+    };
+    match graver_drives::judge(drive, Some(facts), consent) {
+        Verdict::Allowed => {}
+        Verdict::Refused(Refusal::Forbidden(why)) => return Err(why),
+        Verdict::Refused(Refusal::SystemDrive(why)) => {
+            return Err(format!(
+                "{why} Writing it needs unsafe mode and the drive's name typed to confirm."
+            ));
         }
-        return Err(format!(
-            "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
-        ));
-    };
-    let size = image.size();
-    let stored_on = graver_drives::drive_holding(image.path());
-    let facts = ImageFacts::new(size.bytes(), size.is_exact(), stored_on.as_deref());
-    let notes = graver_drives::classify(drive, Some(facts));
-    if let Some(refused) = graver_drives::refusal(&notes) {
-        return Err(refused);
-    }
-    if let Some(system) = notes.iter().find(|n| n.flag == Flag::System)
-        && !job.unsafe_names.contains(&drive.name)
-    {
-        return Err(format!(
-            "{} Writing it needs unsafe mode and the drive's name typed to confirm.",
-            system.message
-        ));
+        Verdict::Refused(Refusal::NameMismatch { .. }) | Verdict::Ask(_) => {
+            return Err(format!("{shown}: the write was not confirmed"));
+        }
     }
     let mut target = graver_drives::prepare(drive).map_err(|e| e.to_string())?;
     target.set_ejecting(job.eject);
     Ok(Checked {
         target,
         drive: Some(drive.clone()),
-    })
-}
-
-/// The listed whole drive whose node `real` is (macOS users may name `/dev/diskN` for `/dev/rdiskN`).
-fn find_listed<'a>(drives: &'a [Drive], real: &Path) -> Option<&'a Drive> {
-    drives.iter().find(|d| {
-        d.path == real
-            || real
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy() == d.name && real.parent() == d.path.parent())
     })
 }
 
@@ -272,10 +258,11 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
             };
         }
     };
+    let facts = ImageFacts::of(&image);
     let mut checked: Vec<Result<Checked, String>> = job
         .targets
         .iter()
-        .map(|t| check_target(t, &drives, &image, job, policy))
+        .map(|t| check_target(t, &drives, &facts, job, policy))
         .collect();
     let mut devices: Vec<&mut dyn Device> = checked
         .iter_mut()
@@ -365,23 +352,23 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
         Ok(image) => image,
         Err(response) => return response,
     };
-    let real = std::fs::canonicalize(&job.target).unwrap_or_else(|_| job.target.clone());
-    let is_file = std::fs::metadata(&real).is_ok_and(|m| m.is_file());
-    if is_file && !policy.allow_files {
+    let drives = match graver_drives::path_kind(&job.target) {
+        PathKind::Device => graver_drives::list().unwrap_or_default(),
+        PathKind::File => Vec::new(),
+    };
+    let refusal = match graver_drives::resolve(&drives, &job.target) {
+        Resolved::Drive(_) => None,
+        Resolved::File if policy.allow_files => None,
+        Resolved::File => Some("is not a whole drive"),
+        _ => Some("is not a whole drive in the list of drives"),
+    };
+    if let Some(refusal) = refusal {
         return Response::JobFailed {
             kind: ErrorKind::Refused,
-            message: format!("{} is not a whole drive", job.target.display()),
+            message: format!("{} {refusal}", job.target.display()),
         };
     }
-    if !is_file {
-        let listed = graver_drives::list().map(|drives| find_listed(&drives, &real).is_some());
-        if !matches!(listed, Ok(true)) {
-            return Response::JobFailed {
-                kind: ErrorKind::Refused,
-                message: format!("{} is not a whole drive in the list of drives", job.target.display()),
-            };
-        }
-    }
+    let real = std::fs::canonicalize(&job.target).unwrap_or_else(|_| job.target.clone());
     let mut target = match graver_drives::open_target(&real, Access::Read) {
         Ok(target) => target,
         Err(e) => {

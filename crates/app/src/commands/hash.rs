@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdict_sentence};
 use crate::cli::HashArgs;
 use crate::exit::Exit;
-use crate::output::{human_bytes, json_line};
+use crate::output::json_line;
 
 #[derive(Serialize)]
 struct HashLine {
@@ -28,7 +28,7 @@ pub fn hash(args: &HashArgs) -> Exit {
         Err(exit) => return exit,
     };
     let started = Instant::now();
-    let hashes = match crate::hashing::hash_image(&image) {
+    let hashes = match graver_image::hash_image(&image) {
         Ok(hashes) => hashes,
         Err(e) => {
             let exit = if e.kind() == std::io::ErrorKind::InvalidData {
@@ -41,7 +41,9 @@ pub fn hash(args: &HashArgs) -> Exit {
     };
     let (file_sha, file_len, image_sha, image_len) = (hashes.file, hashes.file_len, hashes.image, hashes.image_len);
     let published = find_checksum(image.path());
-    let verdict = published.as_ref().map(|p| p.verdict(&file_sha, Some(&image_sha)));
+    let verdict = published
+        .as_ref()
+        .and_then(|p| p.verdict(Some(&file_sha), Some(&image_sha)));
     if args.json {
         json_line(&HashLine {
             image: image.path().display().to_string(),
@@ -58,7 +60,7 @@ pub fn hash(args: &HashArgs) -> Exit {
         println!(
             "image  sha256  {}  ({})",
             sha256_hex(&image_sha),
-            human_bytes(image_len)
+            graver_image::human::binary(image_len)
         );
         match &published {
             Some(p) => println!("checksum: {}", verdict_sentence(p, verdict)),

@@ -11,7 +11,7 @@ use crate::output::json_line;
 struct ListedDrive<'a> {
     #[serde(flatten)]
     drive: &'a graver_drives::Drive,
-    flags: Vec<graver_drives::Note>,
+    flags: Vec<graver_drives::Finding>,
 }
 
 #[derive(Serialize)]
@@ -44,11 +44,11 @@ pub fn list(args: &ListArgs) -> Exit {
     println!("{:<16} {:>9}  {:<8} {:<32} FLAGS", "DRIVE", "SIZE", "BUS", "MODEL");
     for listed in &shown {
         let d = listed.drive;
-        let flags: Vec<&str> = listed.flags.iter().map(|n| n.flag.badge()).collect();
+        let flags: Vec<&str> = listed.flags.iter().map(|n| n.hazard.badge()).collect();
         println!(
             "{:<16} {:>9}  {:<8} {:<32} {}",
             d.path.display(),
-            graver_drives::human_size(d.size),
+            graver_image::human::decimal(d.size),
             d.bus.label(),
             d.display_name(),
             flags.join(", ")
@@ -64,7 +64,7 @@ pub fn list(args: &ListArgs) -> Exit {
             println!(
                 "  {:<14} {:>9}{mounted}{swap}",
                 part.path.display(),
-                graver_drives::human_size(part.size)
+                graver_image::human::decimal(part.size)
             );
         }
         for note in &listed.flags {

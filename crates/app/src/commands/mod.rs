@@ -13,7 +13,7 @@ pub use self::hash::hash;
 pub use self::list::list;
 pub use self::write::{verify, write};
 use crate::exit::Exit;
-use crate::output::{human_bytes, json_line};
+use crate::output::json_line;
 
 /// Prints an error: a JSON result line in JSON mode, a sentence on stderr otherwise.
 fn fail(json: bool, exit: Exit, message: &str) -> Exit {
@@ -50,16 +50,20 @@ fn describe_image(image: &Image) -> String {
         .map(|n| format!(", containing {n}"))
         .unwrap_or_default();
     if image.format() == graver_image::Format::Raw {
-        format!("{} ({})", image.path().display(), human_bytes(image.file_size()))
+        format!(
+            "{} ({})",
+            image.path().display(),
+            graver_image::human::binary(image.file_size())
+        )
     } else {
         format!(
             "{} ({}, {} on disk, {}{inner})",
             image.path().display(),
             image.format(),
-            human_bytes(image.file_size()),
+            graver_image::human::binary(image.file_size()),
             match size {
                 graver_image::ImageSize::Unknown => "uncompressed size unknown".to_owned(),
-                _ => format!("{} uncompressed", crate::output::image_size_text(size)),
+                _ => format!("{} uncompressed", size.describe()),
             },
         )
     }

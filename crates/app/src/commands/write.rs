@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use graver_client::{Client, Command, Event, Launch, LaunchError};
-use graver_image::{ChecksumVerdict, Image, PublishedChecksum, find_checksum};
+use graver_image::{Image, PublishedChecksum, find_checksum};
 use graver_writer::CancelToken;
 use graver_writer::protocol::{Eject, JobResult, Outcome, VerifyJob, WriteJob};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdi
 use crate::choose::choose;
 use crate::cli::{VerifyArgs, WriteArgs};
 use crate::exit::Exit;
-use crate::output::{Reporter, cancel_on_interrupt, human_bytes, json_line};
+use crate::output::{Reporter, cancel_on_interrupt, json_line};
 
 /// How the CLI starts its worker: beside this executable when installed or built, else the packaged path.
 fn launch() -> Launch {
@@ -167,11 +167,9 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
     let exit = exit_of(result);
     let sha = result.sha256;
     // Only the decompressed image's digest is known here; a sum of the compressed file needs `graver hash`.
-    let verdict = match (published, &sha) {
-        (Some(p), Some(sha)) if image.format() == graver_image::Format::Raw => Some(p.verdict(sha, Some(sha))),
-        (Some(p), Some(sha)) if p.sha256 == *sha => Some(ChecksumVerdict::MatchesImage),
-        _ => None,
-    };
+    // A raw image's digest is also its file's.
+    let file_sha = sha.as_ref().filter(|_| image.format() == graver_image::Format::Raw);
+    let verdict = published.and_then(|p| p.verdict(file_sha, sha.as_ref()));
     if json {
         json_line(&WriteLine {
             r#type: "result",
@@ -209,8 +207,8 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
                 } else {
                     "wrote (not verified)"
                 },
-                human_bytes(result.image_len),
-                human_bytes((result.image_len as f64 / secs) as u64),
+                graver_image::human::binary(result.image_len),
+                graver_image::human::binary((result.image_len as f64 / secs) as u64),
             ),
             Outcome::Refused { reason } => eprintln!("graver: {name}: refused: {reason}"),
             Outcome::Failed { message, .. } => eprintln!("graver: {message}"),
@@ -294,7 +292,7 @@ pub fn verify(args: &VerifyArgs) -> Exit {
         Outcome::Verified => eprintln!(
             "{} holds the image: all {} match",
             args.against.display(),
-            human_bytes(result.image_len)
+            graver_image::human::binary(result.image_len)
         ),
         Outcome::Written => {}
         Outcome::Refused { reason } => eprintln!("graver: {reason}"),

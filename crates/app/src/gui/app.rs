@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use graver_client::{Client, Command, Event, Launch};
-use graver_drives::{Drive, Flag, ImageFacts, Note};
-use graver_image::{ChecksumVerdict, Image, PublishedChecksum};
+use graver_drives::{Consent, Drive, Finding, ImageFacts, Refusal, Verdict};
+use graver_image::{ChecksumVerdict, Image, ImageDigests, PublishedChecksum};
 use graver_writer::protocol::{JobResult, WriteJob};
 use graver_writer::{ErrorKind, Progress};
 
 use super::settings::{self, Settings};
-use crate::hashing::Hashes;
 
 /// Opens a file dialog and returns the chosen file; injected so tests never open one.
 pub type Picker = Box<dyn FnMut() -> Option<PathBuf>>;
@@ -54,23 +53,23 @@ impl Services {
 /// What the background threads report.
 pub(crate) enum AppEvent {
     Drives(Vec<Drive>),
-    Opened {
+    ImageRead {
         generation: u64,
-        result: Result<Box<Opened>, String>,
+        result: Result<Box<ChosenImage>, String>,
     },
     Hashed {
         generation: u64,
-        result: Result<Hashes, String>,
+        result: Result<ImageDigests, String>,
     },
     Writer(Event),
 }
 
-/// An image that was read and is ready to write.
-pub(crate) struct Opened {
+/// The image the user chose, read and ready to write.
+pub(crate) struct ChosenImage {
     pub(crate) image: Image,
     pub(crate) published: Option<PublishedChecksum>,
-    /// The drive the file is stored on, which must not be written.
-    pub(crate) stored_on: Option<String>,
+    /// What the policy judges drives by (the size, the drive holding the file), worked out once.
+    pub(crate) facts: ImageFacts,
     /// Why the image is probably not a disk image (too small, no signature at its start).
     pub(crate) warning: Option<String>,
 }
@@ -94,7 +93,7 @@ impl Notifier {
 pub(crate) enum ImageState {
     None,
     Opening(PathBuf),
-    Ready(Box<Opened>),
+    Ready(Box<ChosenImage>),
     Failed { path: PathBuf, message: String },
 }
 
@@ -102,7 +101,7 @@ pub(crate) enum ImageState {
 pub(crate) enum HashState {
     Idle,
     Running,
-    Done(Hashes),
+    Done(ImageDigests),
     Failed(String),
 }
 
@@ -185,7 +184,7 @@ impl GraverApp {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 AppEvent::Drives(drives) => self.set_drives(drives),
-                AppEvent::Opened { generation, result } if generation == self.generation => match result {
+                AppEvent::ImageRead { generation, result } if generation == self.generation => match result {
                     Ok(opened) => {
                         self.start_hashing(&opened.image);
                         self.image = ImageState::Ready(opened);
@@ -204,7 +203,7 @@ impl GraverApp {
                         Err(message) => HashState::Failed(message),
                     };
                 }
-                AppEvent::Opened { .. } | AppEvent::Hashed { .. } => {}
+                AppEvent::ImageRead { .. } | AppEvent::Hashed { .. } => {}
                 AppEvent::Writer(event) => self.on_writer_event(event),
             }
         }
@@ -257,14 +256,14 @@ impl GraverApp {
                 if let Some(refusal) = probe.refusal() {
                     return Err(format!("{}: {refusal}", image.path().display()));
                 }
-                Ok(Box::new(Opened {
+                Ok(Box::new(ChosenImage {
                     published: graver_image::find_checksum(image.path()),
-                    stored_on: graver_drives::drive_holding(image.path()),
+                    facts: ImageFacts::of(&image),
                     warning: probe.warning(),
                     image,
                 }))
             });
-            notifier.send(AppEvent::Opened { generation, result });
+            notifier.send(AppEvent::ImageRead { generation, result });
         });
     }
 
@@ -274,7 +273,7 @@ impl GraverApp {
         let generation = self.generation;
         let image = image.clone();
         std::thread::spawn(move || {
-            let result = crate::hashing::hash_image(&image).map_err(|e| e.to_string());
+            let result = graver_image::hash_image(&image).map_err(|e| e.to_string());
             notifier.send(AppEvent::Hashed { generation, result });
         });
     }
@@ -286,7 +285,7 @@ impl GraverApp {
         }
     }
 
-    pub(crate) fn opened(&self) -> Option<&Opened> {
+    pub(crate) fn opened(&self) -> Option<&ChosenImage> {
         match &self.image {
             ImageState::Ready(opened) => Some(opened),
             _ => None,
@@ -301,21 +300,32 @@ impl GraverApp {
             .collect()
     }
 
-    /// Every flag of `drive` for the chosen image.
-    pub(crate) fn notes(&self, drive: &Drive) -> Vec<Note> {
-        let facts = self.opened().map(|o| {
-            let size = o.image.size();
-            ImageFacts::new(size.bytes(), size.is_exact(), o.stored_on.as_deref())
-        });
-        graver_drives::classify(drive, facts)
+    /// Every hazard of `drive` for the chosen image, for its badges.
+    pub(crate) fn findings(&self, drive: &Drive) -> Vec<Finding> {
+        graver_drives::classify(drive, self.opened().map(|o| &o.facts))
+    }
+
+    /// The policy's verdict on `drive` for the chosen image, in the current mode, with
+    /// `typed` as the name typed to confirm it and the warnings confirmed or not.
+    pub(crate) fn verdict(&self, drive: &Drive, typed: Option<&str>, confirmed: bool) -> Verdict {
+        judge_drive(
+            drive,
+            self.opened().map(|o| &o.facts),
+            self.settings.unsafe_mode,
+            typed,
+            confirmed,
+        )
     }
 
     /// Why `drive` cannot be chosen now, if it cannot.
-    pub(crate) fn blocked_reason(&self, drive: &Drive, notes: &[Note]) -> Option<String> {
-        if let Some(refused) = graver_drives::refusal(notes) {
-            return Some(refused);
+    pub(crate) fn blocked_reason(&self, drive: &Drive) -> Option<String> {
+        match self.verdict(drive, None, false) {
+            Verdict::Refused(Refusal::Forbidden(why)) => Some(why),
+            Verdict::Refused(Refusal::SystemDrive(_) | Refusal::NameMismatch { .. }) => {
+                Some(super::texts::NEED_UNSAFE.to_owned())
+            }
+            Verdict::Ask(_) | Verdict::Allowed => None,
         }
-        (drive.system.is_some() && !self.settings.unsafe_mode).then(|| super::texts::NEED_UNSAFE.to_owned())
     }
 
     /// The chosen drives that are still listed, in list order.
@@ -326,17 +336,15 @@ impl GraverApp {
     /// Whether Write can be pressed.
     pub(crate) fn can_write(&self) -> bool {
         let chosen = self.chosen_drives();
-        self.opened().is_some()
-            && !chosen.is_empty()
-            && chosen.iter().all(|d| self.blocked_reason(d, &self.notes(d)).is_none())
+        self.opened().is_some() && !chosen.is_empty() && chosen.iter().all(|d| self.blocked_reason(d).is_none())
     }
 
-    /// The system drives among the chosen ones: each needs its name typed.
-    pub(crate) fn chosen_system_drives(&self) -> Vec<String> {
+    /// The chosen drives whose name the user must type: the system drives.
+    pub(crate) fn chosen_system_drives(&self) -> Vec<Drive> {
         self.chosen_drives()
-            .iter()
-            .filter(|d| self.notes(d).iter().any(|n| n.flag == Flag::System))
-            .map(|d| d.name.clone())
+            .into_iter()
+            .filter(|d| self.verdict(d, None, true).asks_for_name())
+            .cloned()
             .collect()
     }
 
@@ -355,7 +363,7 @@ impl GraverApp {
             targets: self.chosen_drives().iter().map(|d| d.path.clone()).collect(),
             verify: self.settings.verify,
             eject: self.settings.eject,
-            unsafe_names: self.chosen_system_drives(),
+            unsafe_names: self.chosen_system_drives().into_iter().map(|d| d.name).collect(),
             overwrite: false,
             // The window hashes the image on its own thread already.
             sha256: false,
@@ -414,13 +422,17 @@ impl GraverApp {
 
     /// How the pasted hash compares: `None` while empty or not a hash.
     pub(crate) fn pasted_verdict(&self) -> Option<bool> {
-        let pasted = self.pasted_hash.trim().to_ascii_lowercase();
         let HashState::Done(hashes) = &self.hash else {
             return None;
         };
-        (pasted.len() == 64 && pasted.chars().all(|c| c.is_ascii_hexdigit())).then(|| {
-            pasted == graver_image::sha256_hex(&hashes.file) || pasted == graver_image::sha256_hex(&hashes.image)
-        })
+        let pasted = PublishedChecksum {
+            source: PathBuf::new(),
+            name: None,
+            sha256: graver_image::parse_sha256(&self.pasted_hash)?,
+        };
+        pasted
+            .verdict(Some(&hashes.file), Some(&hashes.image))
+            .map(|verdict| verdict != ChecksumVerdict::Mismatch)
     }
 
     /// The published checksum's verdict once the hashes are known.
@@ -429,7 +441,7 @@ impl GraverApp {
         let HashState::Done(hashes) = &self.hash else {
             return None;
         };
-        Some(published.verdict(&hashes.file, Some(&hashes.image)))
+        published.verdict(Some(&hashes.file), Some(&hashes.image))
     }
 
     /// Takes files dropped on the window.
@@ -451,6 +463,24 @@ impl GraverApp {
     pub(crate) fn worst(result: &JobResult) -> Option<ErrorKind> {
         result.worst()
     }
+}
+
+/// The policy's verdict on `drive` for an image with `facts`, the window's way: unsafe
+/// mode from the settings, the name typed in the confirmation, the warnings confirmed
+/// by the confirmation itself.
+pub(crate) fn judge_drive(
+    drive: &Drive,
+    facts: Option<&ImageFacts>,
+    unsafe_mode: bool,
+    typed: Option<&str>,
+    confirmed: bool,
+) -> Verdict {
+    let consent = Consent {
+        unsafe_mode,
+        typed_name: typed,
+        warnings_confirmed: confirmed,
+    };
+    graver_drives::judge(drive, facts, consent)
 }
 
 /// Starts the drive watcher and forwards each list to the window.

@@ -6,9 +6,8 @@ use graver_image::ChecksumVerdict;
 use graver_writer::protocol::{Eject, Outcome};
 use graver_writer::{Phase, Progress};
 
-use super::app::{GraverApp, HashState, ImageState, Screen};
+use super::app::{GraverApp, HashState, ImageState, Screen, judge_drive};
 use super::texts as t;
-use crate::output::{human_bytes, image_size_text};
 
 const OK: Color32 = Color32::from_rgb(0x2e, 0x9d, 0x5b);
 const BAD: Color32 = Color32::from_rgb(0xd0, 0x43, 0x3c);
@@ -119,12 +118,12 @@ impl GraverApp {
                     .map(|n| format!(" · contains {n}"))
                     .unwrap_or_default();
                 let written = match size {
-                    graver_image::ImageSize::Unknown => image_size_text(size),
-                    _ => format!("{} as written", image_size_text(size)),
+                    graver_image::ImageSize::Unknown => size.describe(),
+                    _ => format!("{} as written", size.describe()),
                 };
                 ui.label(format!(
                     "{} on disk · {written} · {}{inner}",
-                    human_bytes(image.file_size()),
+                    graver_image::human::binary(image.file_size()),
                     image.format(),
                 ));
                 self.hash_ui(ui);
@@ -219,13 +218,13 @@ impl GraverApp {
     }
 
     fn drive_row_ui(&mut self, ui: &mut Ui, drive: &Drive) {
-        let notes = self.notes(drive);
-        let blocked = self.blocked_reason(drive, &notes);
+        let findings = self.findings(drive);
+        let blocked = self.blocked_reason(drive);
         let mut chosen = self.selected.contains(&drive.name);
         let label = format!(
             "{} — {} · {} · {}",
             drive.display_name(),
-            graver_drives::human_size(drive.size),
+            graver_image::human::decimal(drive.size),
             drive.bus.label(),
             drive.path.display()
         );
@@ -238,12 +237,12 @@ impl GraverApp {
                     self.selected.remove(&drive.name);
                 }
             }
-            for note in &notes {
-                let color = match note.flag.severity() {
+            for finding in &findings {
+                let color = match finding.hazard.severity() {
                     Severity::Refuse | Severity::Unsafe => BAD,
                     Severity::Confirm => WARN,
                 };
-                badge(ui, note.flag.badge(), color).on_hover_text(&note.message);
+                badge(ui, finding.hazard.badge(), color).on_hover_text(&finding.message);
             }
         });
         if blocked.is_some() && chosen {
@@ -283,6 +282,8 @@ impl GraverApp {
     fn confirm_ui(&mut self, ctx: &egui::Context) {
         let drives: Vec<Drive> = self.chosen_drives().into_iter().cloned().collect();
         let system = self.chosen_system_drives();
+        let facts = self.opened().map(|o| o.facts.clone());
+        let unsafe_mode = self.settings.unsafe_mode;
         let mut decision = None;
         egui::Modal::new(egui::Id::unique("confirm-write")).show(ctx, |ui| {
             ui.set_max_width(560.0);
@@ -293,17 +294,17 @@ impl GraverApp {
                     RichText::new(format!(
                         "{} — {} ({})",
                         drive.display_name(),
-                        graver_drives::human_size(drive.size),
+                        graver_image::human::decimal(drive.size),
                         drive.path.display()
                     ))
                     .strong(),
                 );
-                for note in self
-                    .notes(drive)
+                for finding in self
+                    .findings(drive)
                     .iter()
-                    .filter(|n| n.flag.severity() != Severity::Refuse)
+                    .filter(|f| f.hazard.severity() != Severity::Refuse)
                 {
-                    ui.colored_label(WARN, format!("Warning: {}", note.message));
+                    ui.colored_label(WARN, format!("Warning: {}", finding.message));
                 }
             }
             ui.add_space(GAP);
@@ -315,12 +316,13 @@ impl GraverApp {
             ui.label(RichText::new(format!("Everything on {whom} will be erased.")).strong());
             let mut names_ok = true;
             if let Screen::Confirm { typed } = &mut self.screen {
-                for (name, typed) in system.iter().zip(typed.iter_mut()) {
+                for (drive, typed) in system.iter().zip(typed.iter_mut()) {
+                    let name = &drive.name;
                     ui.add_space(GAP);
                     ui.label(format!("{} ({name})", t::TYPE_NAME));
                     ui.add(egui::TextEdit::singleline(typed).hint_text(name.as_str()))
                         .on_hover_text(t::TYPE_NAME);
-                    names_ok &= typed.trim() == name;
+                    names_ok &= judge_drive(drive, facts.as_ref(), unsafe_mode, Some(typed.trim()), true).is_allowed();
                 }
             }
             ui.add_space(GAP);
@@ -451,7 +453,7 @@ impl GraverApp {
                 ui.add_space(GAP);
                 ui.label(format!(
                     "{} in {:.0} s",
-                    human_bytes(result.image_len),
+                    graver_image::human::binary(result.image_len),
                     result.elapsed_secs.max(1.0)
                 ));
                 if let HashState::Done(hashes) = &self.hash {
@@ -518,7 +520,7 @@ fn badge(ui: &mut Ui, text: &str, color: Color32) -> egui::Response {
 /// Big, readable progress: one bar per drive, with phase, speed and time left.
 fn progress_ui(ui: &mut Ui, progress: &Progress) {
     let phase = progress.phase.label();
-    let mut line = format!("{phase} · {}/s", human_bytes(progress.rate as u64));
+    let mut line = format!("{phase} · {}/s", graver_image::human::binary(progress.rate as u64));
     if let Some(eta) = progress.eta_secs {
         let secs = eta.round() as u64;
         line.push_str(&format!(" · {}:{:02} left", secs / 60, secs % 60));
@@ -539,8 +541,8 @@ fn progress_ui(ui: &mut Ui, progress: &Progress) {
             "{} — {} · {} of {} · {:.0}%",
             device.name,
             device.phase.label(),
-            human_bytes(device.bytes),
-            image_size_text(progress.total),
+            graver_image::human::binary(device.bytes),
+            progress.total.describe(),
             fraction * 100.0
         );
         ui.add(egui::ProgressBar::new(fraction).text(text).desired_height(30.0));

@@ -1,18 +1,5 @@
-//! Linux: sysfs tells whether a device is still there, and `setfsuid` gives a
-//! thread the file-system identity of the user who ran pkexec.
-
-use std::path::Path;
-
-/// Whether the kernel still has a device with a medium behind `real` (a `/dev` node may outlive it).
-pub(crate) fn kernel_knows(real: &Path) -> bool {
-    // A detached loop device or an empty card reader keeps its node but has no size.
-    real.file_name().is_some_and(|name| {
-        std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("size"))
-            .ok()
-            .and_then(|size| size.trim().parse::<u64>().ok())
-            .is_some_and(|sectors| sectors > 0)
-    })
-}
+//! Linux: `setfsuid` gives a thread the file-system identity of the user who ran
+//! pkexec. (Whether a device is still there is graver-drives' `has_medium`.)
 
 /// Runs `f` with file access checked as the user who asked for elevation, so a
 /// worker started through `pkexec` reads only images that user may read. The

@@ -1,7 +1,5 @@
 //! What the worker needs from the OS beyond graver-drives, one file per OS:
 //!
-//! - `kernel_knows(real)`: whether a device node still has a device with a medium
-//!   behind it (a `/dev` node may outlive its device);
 //! - `as_invoking_user(f)`: runs `f` with file access checked as the user who asked
 //!   for elevation, where the OS can do that per thread;
 //! - `write_all_at` and `read_full_at`: positional I/O on an open device;
@@ -12,12 +10,12 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{as_invoking_user, kernel_knows};
+pub(crate) use linux::as_invoking_user;
 
 #[cfg(not(target_os = "linux"))]
 mod other;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use other::{as_invoking_user, kernel_knows};
+pub(crate) use other::as_invoking_user;
 
 #[cfg(unix)]
 mod unix;

@@ -491,15 +491,15 @@ pub(crate) fn drives(
 mod tests {
     use super::*;
 
-    const LIST: &[u8] = include_bytes!("../tests/fixtures/macos/list.plist");
+    const LIST: &[u8] = include_bytes!("../../tests/fixtures/macos/list.plist");
     const INFOS: [&[u8]; 7] = [
-        include_bytes!("../tests/fixtures/macos/info-disk0.plist"),
-        include_bytes!("../tests/fixtures/macos/info-disk1.plist"),
-        include_bytes!("../tests/fixtures/macos/info-disk2.plist"),
-        include_bytes!("../tests/fixtures/macos/info-disk3.plist"),
-        include_bytes!("../tests/fixtures/macos/info-disk4.plist"),
-        include_bytes!("../tests/fixtures/macos/info-disk5.plist"),
-        include_bytes!("../tests/fixtures/macos/info-disk6.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk0.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk1.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk2.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk3.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk4.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk5.plist"),
+        include_bytes!("../../tests/fixtures/macos/info-disk6.plist"),
     ];
 
     fn all_drives() -> Vec<Drive> {

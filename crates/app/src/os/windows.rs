@@ -1,9 +1,9 @@
-//! The console for `graver.exe` used as a command-line tool.
+//! Windows: the console for `graver.exe` used as a command-line tool, and Ctrl-C.
 //!
 //! Release builds are GUI-subsystem programs (`windows_subsystem = "windows"` in
 //! `main.rs`), so a double-click opens the window without a console window beside
 //! it. Windows gives such a program no console, so `graver list` typed into cmd.exe
-//! would print nothing. [`attach_for_command_line`] therefore attaches to the
+//! would print nothing. [`attach_console_for_command_line`] therefore attaches to the
 //! console of the program that started Graver when there are arguments, and points
 //! the standard handles that lead nowhere at it; handles already redirected to a
 //! file or a pipe (`graver list --json > drives.json`, `| findstr`) stay as they are.
@@ -27,11 +27,16 @@ use windows_sys::Win32::System::Console::{
     STD_OUTPUT_HANDLE, SetStdHandle,
 };
 
+/// Ctrl-C ends the process as the console's default does: Windows has no signal the
+/// write could be cancelled from cleanly here, and the worker leaves the first MiB
+/// unwritten when its front end goes away.
+pub(crate) fn call_on_interrupt(_action: fn()) {}
+
 /// When Graver was started with arguments, attaches it to its parent's console
 /// (if it has none of its own and the parent has one) and gives every standard
 /// handle that leads nowhere the console's input or output. Without arguments
 /// (a double-click, the Start menu) it does nothing.
-pub fn attach_for_command_line() {
+pub(crate) fn attach_console_for_command_line() {
     if std::env::args_os().len() < 2 {
         return;
     }

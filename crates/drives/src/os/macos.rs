@@ -1,7 +1,7 @@
 //! macOS: drives from `diskutil`, written through the raw node `/dev/rdiskN` with `F_NOCACHE`.
 //!
 //! Every fact about a disk comes from `diskutil list -plist` and
-//! `diskutil info -plist diskN`, read by [`crate::macos_parse`]; this module
+//! `diskutil info -plist diskN`, read by [`crate::os::macos_parse`]; this module
 //! only runs the commands, asks the kernel which device a path is mounted from
 //! (`statfs`), and opens devices.
 
@@ -14,9 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::macos_parse::{self, DiskInfo, ListedDisk};
-use crate::plan::{self, SyncStep, darwin};
-use crate::{Drive, DriveError, Ejected, Target, io_error, size_by_seek};
+use super::size_by_seek;
+use crate::os::macos_parse::{self, DiskInfo, ListedDisk};
+use crate::os::plan::{self, SyncStep, darwin};
+use crate::{Drive, DriveError, Ejected, Target, io_error};
 
 /// By full path: the worker runs with administrator rights and must not pick up another `diskutil` from `PATH`.
 const DISKUTIL: &str = "/usr/sbin/diskutil";
@@ -174,10 +175,10 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
         return Err(io_error(path, io::Error::last_os_error()));
     }
-    let block_size = crate::unix::ioctl_read::<u32>(&file, DKIOCGETBLOCKSIZE)
+    let block_size = crate::os::unix::ioctl_read::<u32>(&file, DKIOCGETBLOCKSIZE)
         .unwrap_or(512)
         .max(1);
-    let capacity = crate::unix::ioctl_read::<u64>(&file, DKIOCGETBLOCKCOUNT)
+    let capacity = crate::os::unix::ioctl_read::<u64>(&file, DKIOCGETBLOCKCOUNT)
         .map(|count| count.saturating_mul(u64::from(block_size)))
         .or_else(|_| size_by_seek(&file))
         .map_err(|e| io_error(path, e))?;
@@ -185,7 +186,7 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
     Ok(Target::device(file, path, capacity, block_size))
 }
 
-/// Runs one step of [`crate::plan::sync_steps`].
+/// Runs one step of [`crate::os::plan::sync_steps`].
 pub(crate) fn sync_step(file: &File, step: SyncStep) -> io::Result<()> {
     let fd = file.as_raw_fd();
     let rc = match step {
@@ -257,4 +258,24 @@ fn c_field(field: &[libc::c_char]) -> String {
     CStr::from_bytes_until_nul(bytes)
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+pub(crate) use crate::os::unix::is_device;
+
+/// Whether the OS still has a device with a medium at `real`; a gone disk's node goes
+/// with it, so a node that resolves is one.
+pub(crate) fn has_medium(_real: &Path) -> bool {
+    true
+}
+
+/// Whether `metadata` is a raw disk node: a block device, or a character device under
+/// `/dev` (the raw nodes `/dev/rdiskN`).
+pub(crate) fn is_block_device(path: &Path, metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_block_device() || (metadata.file_type().is_char_device() && path.starts_with("/dev"))
+}
+
+/// Only Windows names disks `\\.\PhysicalDriveN`.
+pub(crate) fn is_physical_drive_path(_path: &Path) -> bool {
+    false
 }

@@ -19,3 +19,10 @@ pub(crate) fn ioctl_read<T: Copy + Default>(file: &File, request: libc::c_ulong)
     }
     Ok(value)
 }
+
+/// Whether `metadata` (of a path with symlinks followed) is a block or character device
+/// (macOS's raw nodes `/dev/rdiskN` are character devices).
+pub(crate) fn is_device(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_block_device() || metadata.file_type().is_char_device()
+}

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::plan::SyncStep;
+use crate::os::plan::SyncStep;
 use crate::{Drive, DriveError, Ejected, Target};
 
 pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
@@ -34,4 +34,16 @@ pub(crate) fn sync_step(file: &File, _step: SyncStep) -> std::io::Result<()> {
 
 pub(crate) fn fingerprint() -> u64 {
     0
+}
+
+pub(crate) use super::fallback::{has_medium, is_device};
+
+/// This OS has no raw devices Graver opens.
+pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Only Windows names disks `\\.\PhysicalDriveN`.
+pub(crate) fn is_physical_drive_path(_path: &Path) -> bool {
+    false
 }

@@ -40,11 +40,12 @@ use windows_sys::Win32::System::Ioctl::{
 use windows_sys::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RRF_RT_REG_MULTI_SZ, RRF_RT_REG_SZ, RegGetValueW};
 use windows_sys::Win32::System::SystemInformation::GetWindowsDirectoryW;
 
-use crate::plan;
-use crate::windows_map::{
+use super::size_by_seek;
+use crate::os::plan;
+use crate::os::windows_map::{
     self, DescriptorInfo, ERROR_MORE_DATA, ERROR_WRITE_PROTECT, FailedDeletion, SystemHolder, SystemPart, Volume,
 };
-use crate::{Bus, Drive, DriveError, Ejected, Target, io_error, size_by_seek};
+use crate::{Bus, Drive, DriveError, Ejected, Target, io_error};
 
 // The pure half names these without windows-sys; they must agree.
 const _: () = assert!(
@@ -261,8 +262,8 @@ pub(crate) fn reread_partitions(file: &File) {
     let _ = ioctl(file, IOCTL_DISK_UPDATE_PROPERTIES, &[], &mut []);
 }
 
-/// Every step is `FlushFileBuffers`: Windows needs no other (see [`crate::plan::sync_steps`]).
-pub(crate) fn sync_step(file: &File, _step: crate::plan::SyncStep) -> io::Result<()> {
+/// Every step is `FlushFileBuffers`: Windows needs no other (see [`crate::os::plan::sync_steps`]).
+pub(crate) fn sync_step(file: &File, _step: crate::os::plan::SyncStep) -> io::Result<()> {
     file.sync_data()
 }
 
@@ -634,4 +635,18 @@ fn windows_directory() -> Option<PathBuf> {
 /// A NUL-terminated UTF-16 copy of `s` for the W functions.
 fn wide(s: &OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+pub(crate) use super::fallback::{has_medium, is_device};
+
+/// Raw disks have no file metadata on Windows; their name says what they are.
+pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// `\\.\PhysicalDriveN`, whatever its case: a raw disk, which has no file metadata.
+pub(crate) fn is_physical_drive_path(path: &Path) -> bool {
+    path.to_string_lossy()
+        .to_ascii_lowercase()
+        .starts_with(r"\\.\physicaldrive")
 }

@@ -1,0 +1,218 @@
+//! What a path names, decided once: a whole drive, a partition of one, a regular
+//! file, or nothing Graver may write. The CLI, the window, the client and the
+//! privileged worker ask [`path_kind`] and [`resolve`]; no other code decides it.
+
+use std::path::{Path, PathBuf};
+
+use crate::Drive;
+
+/// What a path is before any drive list is consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// A regular file, or a path where one would be created (also a directory or other
+    /// non-device, which opening then refuses with its own sentence).
+    File,
+    /// A device node, or a name that can only be one (`/dev/sdz` unplugged, `\\.\PhysicalDrive3`).
+    Device,
+}
+
+/// What a path names among the listed drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved<'a> {
+    /// A whole listed drive.
+    Drive(&'a Drive),
+    /// A partition (or volume) of a listed drive.
+    Partition(&'a Drive),
+    /// A regular file, or a path where a new one would be created.
+    File,
+    /// A device no listed drive owns. `present` is false when the OS has no such device
+    /// with a medium (unplugged: its node may outlive it); true for devices Graver does
+    /// not write to.
+    Unlisted {
+        /// Whether the OS still has a device with a medium there.
+        present: bool,
+    },
+}
+
+/// Whether `path` is a file target or a device, following symlinks. Device names
+/// (`\\.\…`, `/dev/…`) count as devices even when nothing is there, so a gone drive
+/// never becomes a new regular file.
+pub fn path_kind(path: &Path) -> PathKind {
+    if is_windows_device(path) {
+        return PathKind::Device;
+    }
+    match std::fs::metadata(path) {
+        Ok(metadata) if crate::os::is_device(&metadata) => PathKind::Device,
+        Ok(_) => PathKind::File,
+        Err(_) if crate::is_device_name(path) => PathKind::Device,
+        Err(_) => PathKind::File,
+    }
+}
+
+/// What `path` names among `drives`: symlinks (`/dev/disk/by-id/…`) are followed,
+/// `/dev/diskN` stands for the listed `/dev/rdiskN` (and
+/// `diskNsM` for `rdiskNsM`), and `\\.\physicaldrive2` for `\\.\PhysicalDrive2` (Windows
+/// device names ignore case).
+pub fn resolve<'a>(drives: &'a [Drive], path: &Path) -> Resolved<'a> {
+    if path_kind(path) == PathKind::File {
+        return Resolved::File;
+    }
+    let real = if is_windows_device(path) {
+        Some(path.to_path_buf())
+    } else {
+        std::fs::canonicalize(path).ok()
+    };
+    let Some(real) = real else {
+        return Resolved::Unlisted { present: false };
+    };
+    match find(drives, &real) {
+        Some(found) => found,
+        None => Resolved::Unlisted {
+            present: crate::os::has_medium(&real),
+        },
+    }
+}
+
+/// The drive or partition whose node `real` (a path with symlinks resolved) is.
+pub(crate) fn find<'a>(drives: &'a [Drive], real: &Path) -> Option<Resolved<'a>> {
+    if let Some(drive) = drives.iter().find(|d| same_node(&d.path, real)) {
+        return Some(Resolved::Drive(drive));
+    }
+    drives.iter().find_map(|d| {
+        d.partitions
+            .iter()
+            .any(|p| same_node(&p.path, real))
+            .then_some(Resolved::Partition(d))
+    })
+}
+
+/// Whether two device paths name the same node: equal, or in the same directory with
+/// the same name once a raw node's `r` (`rdisk4` for `disk4`) is set aside, and case
+/// in the Windows device namespace, which ignores it.
+fn same_node(listed: &Path, given: &Path) -> bool {
+    if listed == given {
+        return true;
+    }
+    let (Some((listed_dir, listed_name)), Some((given_dir, given_name))) = (split(listed), split(given)) else {
+        return false;
+    };
+    let (listed_name, given_name) = (block_name(&listed_name), block_name(&given_name));
+    listed_dir == given_dir
+        && (listed_name == given_name || (is_windows_device(given) && listed_name.eq_ignore_ascii_case(given_name)))
+}
+
+/// A device path's directory and name; `\\.\` paths (whose name the standard library
+/// does not split off) by hand.
+fn split(path: &Path) -> Option<(PathBuf, String)> {
+    let text = path.to_string_lossy();
+    if is_windows_device(path) {
+        return Some((PathBuf::from(r"\\.\"), text.get(4..)?.to_owned()));
+    }
+    Some((
+        path.parent()?.to_path_buf(),
+        path.file_name()?.to_string_lossy().into_owned(),
+    ))
+}
+
+/// The name of a macOS raw node's block node (`rdisk4s1` → `disk4s1`); others as they are.
+fn block_name(name: &str) -> &str {
+    name.strip_prefix('r').filter(|n| n.starts_with("disk")).unwrap_or(name)
+}
+
+/// `\\.\PhysicalDrive2`, `\\.\C:` and the like: names in the Windows device namespace.
+fn is_windows_device(path: &Path) -> bool {
+    path.to_string_lossy().starts_with(r"\\.\")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{Bus, Partition};
+
+    fn drive(path: &str, name: &str, partitions: &[&str]) -> Drive {
+        Drive {
+            path: PathBuf::from(path),
+            name: name.into(),
+            id: name.into(),
+            size: 16_000_000_000,
+            vendor: None,
+            model: None,
+            bus: Bus::Usb,
+            removable: true,
+            read_only: false,
+            logical_block_size: 512,
+            physical_block_size: 512,
+            partitions: partitions
+                .iter()
+                .map(|p| Partition {
+                    path: PathBuf::from(p),
+                    size: 1,
+                    mount_points: Vec::new(),
+                    swap: false,
+                })
+                .collect(),
+            system: None,
+        }
+    }
+
+    /// Each OS's names, matched without touching the file system.
+    #[test]
+    fn each_os_names_its_drives_and_partitions() {
+        let drives = [
+            drive("/dev/sdb", "sdb", &["/dev/sdb1", "/dev/sdb2"]),
+            drive("/dev/rdisk4", "disk4", &["/dev/disk4s1"]),
+            drive(r"\\.\PhysicalDrive2", "PhysicalDrive2", &[r"\\.\HarddiskVolume7"]),
+        ];
+        let name = |r: Option<Resolved<'_>>| match r {
+            Some(Resolved::Drive(d)) => format!("drive {}", d.name),
+            Some(Resolved::Partition(d)) => format!("partition of {}", d.name),
+            other => format!("{other:?}"),
+        };
+        for (given, expected) in [
+            ("/dev/sdb", "drive sdb"),
+            ("/dev/SDB", "None"),
+            ("/dev/sdb2", "partition of sdb"),
+            ("/dev/rdisk4", "drive disk4"),
+            ("/dev/disk4", "drive disk4"),
+            ("/dev/rdisk4s1", "partition of disk4"),
+            ("/dev/disk4s1", "partition of disk4"),
+            (r"\\.\PhysicalDrive2", "drive PhysicalDrive2"),
+            (r"\\.\physicaldrive2", "drive PhysicalDrive2"),
+            (r"\\.\HarddiskVolume7", "partition of PhysicalDrive2"),
+            ("/dev/sdc", "None"),
+            ("/tmp/sdb", "None"),
+            ("/dev/rdisk", "None"),
+            (r"\\.\PhysicalDrive20", "None"),
+        ] {
+            assert_eq!(name(find(&drives, Path::new(given))), expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn files_and_device_names_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.img");
+        assert_eq!(path_kind(&file), PathKind::File, "a file to be created");
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(path_kind(&file), PathKind::File);
+        assert_eq!(
+            path_kind(dir.path()),
+            PathKind::File,
+            "a directory is refused when opened"
+        );
+        assert_eq!(path_kind(Path::new(r"\\.\PhysicalDrive3")), PathKind::Device);
+        assert_eq!(resolve(&[], &file), Resolved::File);
+        assert_eq!(
+            resolve(&[], Path::new(r"\\.\PhysicalDrive3")),
+            Resolved::Unlisted {
+                present: crate::os::has_medium(Path::new(r"\\.\PhysicalDrive3"))
+            }
+        );
+        assert_eq!(path_kind(Path::new("/dev/sdzz")), PathKind::Device, "unplugged");
+        assert_eq!(
+            resolve(&[], Path::new("/dev/sdzz")),
+            Resolved::Unlisted { present: false }
+        );
+    }
+}
