@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 
-use graver_drives::{Ask, Consent, Drive, ImageFacts, PathKind, Resolved, Verdict, judge, path_kind, resolve};
+use graver_drives::{Ask, Consent, Drive, ImageFacts, PathKind, Refusal, Resolved, Verdict, judge, path_kind, resolve};
 use graver_image::Image;
 
 use crate::cli::WriteArgs;
@@ -18,7 +18,7 @@ pub struct Chosen {
 }
 
 /// Why a target was not chosen: the exit code and the sentence to print.
-pub type Refusal = (Exit, String);
+pub type NotChosen = (Exit, String);
 
 fn ask(question: &str) -> String {
     eprint!("{question}");
@@ -37,7 +37,7 @@ fn yes(answer: &str) -> bool {
 /// Finds the drives `args.to` names and applies the safety policy, asking what
 /// must be asked. Paths that are no device are file targets. Nothing is opened:
 /// the writer re-checks everything itself.
-pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, Refusal> {
+pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
     let mut chosen = Chosen {
         targets: Vec::new(),
         unsafe_names: Vec::new(),
@@ -120,20 +120,20 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, Refusal> {
 }
 
 /// The CLI's wording of a refusal: what to pass to go on, where anything can.
-fn refused(drive: &Drive, refusal: &graver_drives::Refusal) -> String {
+fn refused(drive: &Drive, refusal: &Refusal) -> String {
     match refusal {
-        graver_drives::Refusal::Forbidden(why) => format!("{}: {why}", drive.path.display()),
-        graver_drives::Refusal::SystemDrive(why) => format!(
+        Refusal::Forbidden(why) => format!("{}: {why}", drive.path.display()),
+        Refusal::SystemDrive(why) => format!(
             "{}: {why} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
             drive.path.display()
         ),
-        graver_drives::Refusal::NameMismatch { expected } => {
+        Refusal::NameMismatch { expected } => {
             format!("the name typed does not match {expected}; nothing was written")
         }
     }
 }
 
-fn confirm(image: &Image, picked: &[(&Drive, Vec<String>)]) -> Result<(), Refusal> {
+fn confirm(image: &Image, picked: &[(&Drive, Vec<String>)]) -> Result<(), NotChosen> {
     eprintln!(
         "About to write {} ({}) to:",
         image.path().display(),
