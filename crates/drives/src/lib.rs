@@ -49,6 +49,10 @@ mod plan;
 mod target;
 mod watcher;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(unix)]
 mod unix;
 
@@ -59,14 +63,14 @@ use linux as os;
 
 #[cfg(target_os = "macos")]
 mod macos;
-#[cfg(any(target_os = "macos", test))]
+#[cfg(any(target_os = "macos", test, feature = "fuzzing"))]
 mod macos_parse;
 #[cfg(target_os = "macos")]
 use macos as os;
 
 #[cfg(windows)]
 mod windows;
-#[cfg(any(windows, test))]
+#[cfg(any(windows, test, feature = "fuzzing"))]
 mod windows_map;
 #[cfg(windows)]
 use windows as os;

@@ -26,7 +26,7 @@ const SYS_BLOCK: &str = "/sys/block";
 /// Block devices that are never a target: device-mapper and RAID volumes (their
 /// disks are listed instead), optical drives, RAM and compressed-RAM disks, and
 /// an eMMC's boot and RPMB areas.
-fn is_listable(name: &str) -> bool {
+pub(crate) fn is_listable(name: &str) -> bool {
     const SKIP: [&str; 6] = ["dm-", "md", "sr", "ram", "zram", "fd"];
     !SKIP.iter().any(|p| name.starts_with(p)) && !name.contains("boot") && !name.ends_with("rpmb")
 }
@@ -45,9 +45,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Bytes, not a str slice: the three bytes after a backslash may end inside a character.
         if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(code) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+            && let Some(code) = bytes.get(i + 1..i + 4).and_then(octal_byte)
         {
             out.push(code);
             i += 4;
@@ -59,7 +59,7 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn parse_dev(text: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_dev(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.trim().split_once(':')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
@@ -96,6 +96,14 @@ struct Usage {
     mounts: Vec<Mount>,
     swaps: BTreeSet<(u32, u32)>,
     exe_dev: Option<(u32, u32)>,
+}
+
+/// Three octal digits (`040`) as the byte they stand for; `None` for anything else.
+fn octal_byte(digits: &[u8]) -> Option<u8> {
+    digits.iter().try_fold(0u8, |value, &digit| {
+        let digit = (b'0'..=b'7').contains(&digit).then(|| digit - b'0')?;
+        value.checked_mul(8)?.checked_add(digit)
+    })
 }
 
 fn dev_of_node(path: &Path) -> Option<(u32, u32)> {
@@ -176,7 +184,7 @@ fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Opt
     None
 }
 
-fn bus_of(name: &str, sys_path: &str) -> Bus {
+pub(crate) fn bus_of(name: &str, sys_path: &str) -> Bus {
     if sys_path.contains("/usb") {
         Bus::Usb
     } else if name.starts_with("mmcblk") || sys_path.contains("/mmc_host/") {
@@ -220,11 +228,17 @@ fn ids_by_device() -> BTreeMap<String, String> {
     ids
 }
 
-fn sectors_to_bytes(dir: &Path) -> u64 {
-    read_attr(dir.join("size"))
-        .and_then(|s| s.parse::<u64>().ok())
+/// A sysfs `size` attribute (in 512-byte sectors whatever the block size) in bytes;
+/// 0, like an empty reader, for a value that is not a number or overflows.
+pub(crate) fn parse_sectors(text: &str) -> u64 {
+    text.parse::<u64>()
+        .ok()
+        .and_then(|sectors| sectors.checked_mul(512))
         .unwrap_or(0)
-        * 512
+}
+
+fn sectors_to_bytes(dir: &Path) -> u64 {
+    read_attr(dir.join("size")).map_or(0, |text| parse_sectors(&text))
 }
 
 fn partition_dirs(disk_dir: &Path) -> Vec<PathBuf> {
@@ -596,6 +610,27 @@ mod tests {
         assert_eq!(mounts[3].mount_point, PathBuf::from("/media/user/MY STICK"));
         assert_eq!(mounts[3].source, "/dev/sdb1");
         assert_eq!(mounts[4].dev, (253, 0));
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone_by_bytes_and_anything_else_is_kept() {
+        // A backslash two bytes before a multi-byte character used to
+        // slice the line inside that character and panic.
+        assert_eq!(unescape("/media/\\abé"), "/media/\\abé");
+        assert_eq!(unescape("a\\040b\\134c"), "a b\\c");
+        // Not three octal digits, or more than a byte: left as they are.
+        assert_eq!(unescape("\\400\\+12\\08"), "\\400\\+12\\08");
+        let line = "35 27 8:17 / /media/\\xyé rw - vfat /dev/sdb1 rw";
+        assert_eq!(parse_mountinfo(line)[0].mount_point, PathBuf::from("/media/\\xyé"));
+    }
+
+    #[test]
+    fn sysfs_sizes_that_overflow_are_no_size() {
+        assert_eq!(parse_sectors("2048"), 1 << 20);
+        assert_eq!(parse_sectors("36028797018963967"), 36_028_797_018_963_967 * 512);
+        // A count of sectors whose bytes do not fit in a u64 used to overflow.
+        assert_eq!(parse_sectors("36028797018963968"), 0);
+        assert_eq!(parse_sectors("-1"), 0);
     }
 
     #[test]
