@@ -52,6 +52,10 @@ mod resolve;
 mod target;
 mod watcher;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use crate::drive::{Bus, Drive, Partition};
 pub use crate::policy::{
     Ask, Consent, Finding, Hazard, ImageFacts, LARGE_DRIVE_BYTES, Refusal, Severity, Verdict, classify, is_flashable,

@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::buffer::{AlignedBuf, Chunk, Pool, round_up};
 use crate::progress::{DeviceState, Phase, Progress, Tracker, run_ticker};
-use crate::wipe::{ReadFailure, read_pieces, scrub, write_pieces};
+use crate::wipe::{Pace, ReadFailure, read_pieces, scrub, write_pieces};
 use crate::{Device, Source, WriteError, stamps, wipe};
 
 /// Size of one transfer: the `bs=4M` of the manual's `dd`.
@@ -404,6 +404,7 @@ fn write_stage(
 ) -> Result<AlignedBuf, WriteError> {
     let mut first = AlignedBuf::new(usize::try_from(HOLD_BACK).unwrap_or(1 << 20), block);
     let mut touched = false;
+    let mut pace = Pace::new();
     let outcome = (|| {
         loop {
             let chunk = match chunks.recv() {
@@ -430,7 +431,7 @@ fn write_stage(
             if skip < padded.len() {
                 let offset = chunk.offset + skip as u64;
                 let len = on_device(device.capacity(), offset, padded.len() - skip);
-                write_pieces(device, offset, &padded[skip..skip + len], cancel)?;
+                write_pieces(device, offset, &padded[skip..skip + len], cancel, &mut pace)?;
             }
             state.bytes.store(end, Ordering::Relaxed);
         }
@@ -663,12 +664,13 @@ fn read_back(
     let block = device.block_size();
     let capacity = device.capacity();
     let mut offset = from;
+    let mut pace = Pace::new();
     while offset < to && !cancel.is_cancelled() {
         let Some(mut buf) = pool.take() else { return };
         let len = usize::try_from((to - offset).min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
         let padded = usize::try_from(round_up(len as u64, block)).unwrap_or(CHUNK_SIZE);
         let padded = on_device(capacity, offset, padded);
-        let read = match read_pieces(device, offset, &mut buf[..padded], cancel) {
+        let read = match read_pieces(device, offset, &mut buf[..padded], cancel, &mut pace) {
             Ok(got) => Ok(Chunk::new(buf, offset, got.min(len), padded, pool.recycler())),
             Err(ReadFailure::Cancelled) => Err(WriteError::Cancelled),
             Err(ReadFailure::Io(at, source)) => Err(WriteError::ReadBack {

@@ -10,7 +10,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::linux_parse::{Mount, bus_of, is_listable, parse_dev, parse_mountinfo, parse_swaps, read_attr};
+use super::linux_parse::{
+    Mount, bus_of, is_listable, parse_dev, parse_mountinfo, parse_sectors, parse_swaps, read_attr,
+};
 use super::size_by_seek;
 use crate::os::unix::ioctl_read;
 use crate::{Bus, Drive, DriveError, Ejected, Partition, Target, io_error};
@@ -137,10 +139,7 @@ fn ids_by_device() -> BTreeMap<String, String> {
 }
 
 fn sectors_to_bytes(dir: &Path) -> u64 {
-    read_attr(dir.join("size"))
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 512
+    read_attr(dir.join("size")).map_or(0, |text| parse_sectors(&text))
 }
 
 fn partition_dirs(disk_dir: &Path) -> Vec<PathBuf> {

@@ -35,9 +35,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Bytes, not a str slice: the three bytes after a backslash may end inside a character.
         if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(code) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+            && let Some(code) = bytes.get(i + 1..i + 4).and_then(octal_byte)
         {
             out.push(code);
             i += 4;
@@ -47,6 +47,23 @@ fn unescape(field: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Three octal digits (`040`) as the byte they stand for; `None` for anything else.
+fn octal_byte(digits: &[u8]) -> Option<u8> {
+    digits.iter().try_fold(0u8, |value, &digit| {
+        let digit = (b'0'..=b'7').contains(&digit).then(|| digit - b'0')?;
+        value.checked_mul(8)?.checked_add(digit)
+    })
+}
+
+/// A sysfs `size` attribute (in 512-byte sectors whatever the block size) in bytes;
+/// 0, like an empty reader, for a value that is not a number or overflows.
+pub(crate) fn parse_sectors(text: &str) -> u64 {
+    text.parse::<u64>()
+        .ok()
+        .and_then(|sectors| sectors.checked_mul(512))
+        .unwrap_or(0)
 }
 
 pub(crate) fn parse_dev(text: &str) -> Option<(u32, u32)> {
@@ -113,6 +130,26 @@ mod tests {
 36 27 253:0 / /home rw,relatime - ext4 /dev/mapper/vg-home rw
 ";
 
+    #[test]
+    fn mountinfo_escapes_are_undone_by_bytes_and_anything_else_is_kept() {
+        // A backslash two bytes before a multi-byte character used to
+        // slice the line inside that character and panic.
+        assert_eq!(unescape("/media/\\abé"), "/media/\\abé");
+        assert_eq!(unescape("a\\040b\\134c"), "a b\\c");
+        // Not three octal digits, or more than a byte: left as they are.
+        assert_eq!(unescape("\\400\\+12\\08"), "\\400\\+12\\08");
+        let line = "35 27 8:17 / /media/\\xyé rw - vfat /dev/sdb1 rw";
+        assert_eq!(parse_mountinfo(line)[0].mount_point, PathBuf::from("/media/\\xyé"));
+    }
+
+    #[test]
+    fn sysfs_sizes_that_overflow_are_no_size() {
+        assert_eq!(parse_sectors("2048"), 1 << 20);
+        assert_eq!(parse_sectors("36028797018963967"), 36_028_797_018_963_967 * 512);
+        // A count of sectors whose bytes do not fit in a u64 used to overflow.
+        assert_eq!(parse_sectors("36028797018963968"), 0);
+        assert_eq!(parse_sectors("-1"), 0);
+    }
     #[test]
     fn mountinfo_gives_devices_mount_points_and_sources_with_escapes_undone() {
         let mounts = parse_mountinfo(MOUNTINFO);

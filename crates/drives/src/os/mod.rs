@@ -22,11 +22,11 @@ use std::io;
 
 pub(crate) mod plan;
 
-#[cfg(any(target_os = "linux", test))]
+#[cfg(any(target_os = "linux", test, feature = "fuzzing"))]
 pub(crate) mod linux_parse;
-#[cfg(any(target_os = "macos", test))]
+#[cfg(any(target_os = "macos", test, feature = "fuzzing"))]
 pub(crate) mod macos_parse;
-#[cfg(any(windows, test))]
+#[cfg(any(windows, test, feature = "fuzzing"))]
 pub(crate) mod windows_map;
 
 #[cfg(unix)]

@@ -201,7 +201,8 @@ pub(crate) fn volumes_by_disk(volumes: &[Volume]) -> BTreeMap<u32, Vec<Partition
         for disk in disks_in(&volume.extents) {
             let on_disk = volume.extents.iter().filter(|e| e.disk == disk);
             let start = on_disk.clone().map(|e| e.offset).min().unwrap_or(0);
-            let size = on_disk.map(|e| e.length).sum();
+            // Lengths come from the volume manager as i64s; a sum of several can overflow.
+            let size = on_disk.fold(0u64, |total, e| total.saturating_add(e.length));
             by_disk.entry(disk).or_default().push((
                 start,
                 Partition {
@@ -697,6 +698,15 @@ mod tests {
                 .collect(),
             mount_points: mounts.iter().map(|m| (*m).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn a_volume_whose_extents_add_up_past_u64_has_the_largest_size() {
+        // Found by fuzzing (fuzz/artifacts/windows_buffers): the sum of the extents'
+        // lengths on one disk overflowed.
+        let huge = i64::MAX.unsigned_abs();
+        let spanned = volume("c", &[(1, 0, huge), (1, huge, huge), (1, 2 * huge, 2)], &[]);
+        assert_eq!(volumes_by_disk(&[spanned])[&1][0].size, u64::MAX);
     }
 
     #[test]
