@@ -10,7 +10,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::linux_parse::{Mount, bus_of, is_listable, parse_dev, parse_mountinfo, parse_swaps, read_attr};
+use super::linux_parse::{
+    BadTable, Mount, Tracer, bus_of, is_listable, parse_dev, parse_mountinfo, parse_swaps, read_attr,
+};
 use super::size_by_seek;
 use crate::os::unix::ioctl_read;
 use crate::{Bus, Drive, DriveError, Ejected, Partition, Target, io_error};
@@ -21,15 +23,22 @@ const BLKRRPART: libc::c_ulong = 0x125f;
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 
 /// Mount points that make the drive under them part of the running system.
-const SYSTEM_MOUNTS: [&str; 6] = ["/", "/boot", "/boot/efi", "/efi", "/usr", "/home"];
+const SYSTEM_MOUNTS: [&str; 7] = ["/", "/boot", "/boot/efi", "/efi", "/usr", "/var", "/home"];
 
 const SYS_BLOCK: &str = "/sys/block";
 
-/// What the running system uses: mounts by device number and active swap devices.
+/// What the running system uses: mounts, the block devices under file systems with
+/// an anonymous device number, active swap, and whatever could not be found out.
 struct Usage {
     mounts: Vec<Mount>,
+    /// The sysfs names of the block devices under each anonymous device number
+    /// (btrfs, ZFS, bcachefs), as far as they could be traced.
+    members: BTreeMap<(u32, u32), Vec<String>>,
+    /// Swap devices, and the file systems holding swap files.
     swaps: BTreeSet<(u32, u32)>,
     exe_dev: Option<(u32, u32)>,
+    /// Why no drive can be said to be outside the running system, when that is so.
+    unknown: Option<String>,
 }
 
 fn dev_of_node(path: &Path) -> Option<(u32, u32)> {
@@ -38,26 +47,138 @@ fn dev_of_node(path: &Path) -> Option<(u32, u32)> {
     Some((libc::major(rdev), libc::minor(rdev)))
 }
 
+fn dev_holding(path: &Path) -> Option<(u32, u32)> {
+    let dev = std::fs::metadata(path).ok()?.dev();
+    Some((libc::major(dev), libc::minor(dev)))
+}
+
+/// `zpool status -P pool`, when ZFS's tools are installed and answer.
+fn zpool_status(pool: &str) -> Option<String> {
+    let output = std::process::Command::new("zpool")
+        .args(["status", "-P", pool])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn is_system_mount(mount_point: &Path) -> bool {
+    SYSTEM_MOUNTS.iter().any(|s| Path::new(s) == mount_point)
+}
+
 impl Usage {
     fn read() -> Self {
-        let mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-        let swaps = parse_swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default())
-            .iter()
-            .filter_map(|p| dev_of_node(p))
-            .collect();
-        let exe_dev = std::env::current_exe().ok().and_then(|exe| {
-            let dev = std::fs::metadata(exe).ok()?.dev();
-            Some((libc::major(dev), libc::minor(dev)))
-        });
-        Self { mounts, swaps, exe_dev }
+        let tracer = Tracer {
+            sys: Path::new("/sys"),
+            dev: Path::new("/dev"),
+            zpool_status: &zpool_status,
+        };
+        let exe_dev = std::env::current_exe().ok().and_then(|exe| dev_holding(&exe));
+        Self::from_tables(
+            std::fs::read("/proc/self/mountinfo"),
+            std::fs::read("/proc/swaps"),
+            exe_dev,
+            &tracer,
+        )
     }
 
-    fn mount_points(&self, dev: (u32, u32)) -> Vec<PathBuf> {
+    /// The usage from the mount and swap tables' bytes (or why they could not be
+    /// read). Whatever cannot be read or traced makes every drive unknown: a drive
+    /// is only ever called free of the running system when that was found out.
+    fn from_tables(
+        mountinfo: io::Result<Vec<u8>>,
+        swaps: io::Result<Vec<u8>>,
+        exe_dev: Option<(u32, u32)>,
+        tracer: &Tracer<'_>,
+    ) -> Self {
+        let mut usage = Self {
+            mounts: Vec::new(),
+            members: BTreeMap::new(),
+            swaps: BTreeSet::new(),
+            exe_dev,
+            unknown: None,
+        };
+        let mut unknown = Vec::new();
+        match mountinfo {
+            Err(e) => unknown.push(format!("the mount table (/proc/self/mountinfo) cannot be read: {e}")),
+            Ok(bytes) => match parse_mountinfo(&bytes) {
+                Err(BadTable(why)) => {
+                    unknown.push(format!("the mount table (/proc/self/mountinfo) is unusable: {why}"))
+                }
+                Ok(mounts) => usage.mounts = mounts,
+            },
+        }
+        let mut traced: BTreeMap<(u32, u32), Result<Option<Vec<String>>, String>> = BTreeMap::new();
+        for mount in &usage.mounts {
+            let members = traced.entry(mount.dev).or_insert_with(|| tracer.members(mount));
+            match members {
+                Ok(Some(names)) => {
+                    usage.members.insert(mount.dev, names.clone());
+                }
+                Ok(None) => {}
+                // Only a system mount's disks matter here; the kernel's O_EXCL keeps
+                // any other mounted file system's disks from being opened for writing.
+                Err(why) if is_system_mount(&mount.mount_point) => {
+                    unknown.push(format!(
+                        "{} cannot be traced to its disks: {why}",
+                        mount.mount_point.display()
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        match swaps
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse_swaps(&b).map_err(|BadTable(why)| why))
+        {
+            Err(why) => unknown.push(format!("the swap table (/proc/swaps) is unusable: {why}")),
+            Ok(swaps) => {
+                for swap in swaps {
+                    // A swap partition is the device itself; a swap file lives on a file system.
+                    let dev = if swap.kind == "file" {
+                        dev_holding(&swap.path)
+                    } else {
+                        dev_of_node(&swap.path)
+                    };
+                    match dev {
+                        Some(dev) => {
+                            usage.swaps.insert(dev);
+                        }
+                        None => unknown.push(format!("the swap area {} cannot be found", swap.path.display())),
+                    }
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            usage.unknown = Some(unknown.join("; "));
+        }
+        usage
+    }
+
+    /// Whether `used` (a mount's, a swap area's or Graver's device number) is the
+    /// node `name` with device number `dev`, or an anonymous device standing on it.
+    fn stands_on(&self, used: (u32, u32), dev: Option<(u32, u32)>, name: &str) -> bool {
+        Some(used) == dev || self.members.get(&used).is_some_and(|m| m.iter().any(|n| n == name))
+    }
+
+    fn mount_points(&self, dev: Option<(u32, u32)>, name: &str) -> Vec<PathBuf> {
         self.mounts
             .iter()
-            .filter(|m| m.dev == dev)
+            .filter(|m| self.stands_on(m.dev, dev, name))
             .map(|m| m.mount_point.clone())
             .collect()
+    }
+
+    fn is_swap(&self, dev: Option<(u32, u32)>, name: &str) -> bool {
+        self.swaps.iter().any(|&s| self.stands_on(s, dev, name))
+    }
+
+    fn holds_exe(&self, dev: Option<(u32, u32)>, name: &str) -> bool {
+        self.exe_dev.is_some_and(|e| self.stands_on(e, dev, name))
     }
 }
 
@@ -85,7 +206,7 @@ fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Opt
     let mut stack = vec![dir.to_path_buf()];
     holders(sys_block, dir, &mut stack);
     for node in &stack {
-        let Some(dev) = sys_dev(node) else { continue };
+        let dev = sys_dev(node);
         let shown = node
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -95,15 +216,15 @@ fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Opt
         } else {
             format!(" through {shown}")
         };
-        for mount_point in usage.mount_points(dev) {
-            if SYSTEM_MOUNTS.iter().any(|s| Path::new(s) == mount_point) {
+        for mount_point in usage.mount_points(dev, &shown) {
+            if is_system_mount(&mount_point) {
                 return Some(format!("{} is mounted from {name}{via}", mount_point.display()));
             }
         }
-        if usage.swaps.contains(&dev) {
+        if usage.is_swap(dev, &shown) {
             return Some(format!("{name}{via} is in use as swap"));
         }
-        if usage.exe_dev == Some(dev) {
+        if usage.holds_exe(dev, &shown) {
             return Some(format!("Graver itself runs from {name}{via}"));
         }
     }
@@ -194,8 +315,8 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
     let mut system = None;
     // A disk formatted without a partition table (a "superfloppy", or an ISO) is mounted whole.
     let whole_dev = sys_dev(&dir);
-    let whole_mounts = whole_dev.map(|d| usage.mount_points(d)).unwrap_or_default();
-    let whole_swap = whole_dev.is_some_and(|d| usage.swaps.contains(&d));
+    let whole_mounts = usage.mount_points(whole_dev, name);
+    let whole_swap = usage.is_swap(whole_dev, name);
     if !whole_mounts.is_empty() || whole_swap {
         partitions.push(Partition {
             path: Path::new("/dev").join(name),
@@ -214,8 +335,8 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         partitions.push(Partition {
             path: Path::new("/dev").join(&part_name),
             size: sectors_to_bytes(&part_dir),
-            mount_points: dev.map(|d| usage.mount_points(d)).unwrap_or_default(),
-            swap: dev.is_some_and(|d| usage.swaps.contains(&d)),
+            mount_points: usage.mount_points(dev, &part_name),
+            swap: usage.is_swap(dev, &part_name),
         });
     }
     let system = system.or_else(|| system_reason(sys_block, &dir, name, usage));
@@ -233,6 +354,7 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         physical_block_size: block("physical_block_size"),
         partitions,
         system,
+        unknown: usage.unknown.clone(),
     })
 }
 
@@ -305,8 +427,15 @@ fn disk_of_sys_dir(dir: &Path, depth: u32) -> Option<String> {
 }
 
 pub(crate) fn drive_holding(path: &Path) -> Option<String> {
-    let dev = std::fs::metadata(path).ok()?.dev();
-    disk_of_dev((libc::major(dev), libc::minor(dev)))
+    let dev = dev_holding(path)?;
+    if dev.0 != 0 {
+        return disk_of_dev(dev);
+    }
+    // An anonymous device (btrfs, ZFS, bcachefs): the disk under its first traced member.
+    let usage = Usage::read();
+    let member = usage.members.get(&dev)?.first()?;
+    let dir = std::fs::canonicalize(Path::new("/sys/class/block").join(member)).ok()?;
+    disk_of_sys_dir(&dir, 0)
 }
 
 /// Who holds `paths` open, and who works under `mount_points`: "bash (pid 412), vim (pid 977)".
@@ -358,15 +487,35 @@ pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
                 .filter_map(|d| d.file_name().map(|n| Path::new("/dev").join(n))),
         )
         .collect();
-    let devs: BTreeSet<(u32, u32)> = node_paths.iter().filter_map(|p| dev_of_node(p)).collect();
+    let nodes: Vec<(Option<(u32, u32)>, String)> = node_paths
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (dev_of_node(p), name)
+        })
+        .collect();
     // Read the mounts afresh: the list the user chose from may be seconds old.
     let usage = Usage::read();
+    if let Some(why) = &usage.unknown {
+        return Err(io_error(
+            &drive.path,
+            io::Error::other(format!(
+                "Graver cannot tell whether the running system uses this drive ({why}), so it does not touch it"
+            )),
+        ));
+    }
     let mut mount_points: Vec<PathBuf> = usage
         .mounts
         .iter()
-        .filter(|m| devs.contains(&m.dev))
+        .filter(|m| nodes.iter().any(|(dev, name)| usage.stands_on(m.dev, *dev, name)))
         .map(|m| m.mount_point.clone())
         .collect();
+    // A file system may be mounted several times (btrfs subvolumes, bind mounts).
+    mount_points.sort();
+    mount_points.dedup();
     // Deepest first, so nested mounts come off before their parents.
     mount_points.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
     for mount_point in &mount_points {
@@ -591,12 +740,15 @@ mod tests {
     fn fake_usage() -> Usage {
         Usage {
             mounts: parse_mountinfo(
-                "27 1 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n\
+                b"27 1 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n\
                  28 27 8:1 / /boot/efi rw - vfat /dev/sda1 rw\n\
                  35 27 8:17 / /media/user/STICK rw - vfat /dev/sdb1 rw\n",
-            ),
+            )
+            .unwrap(),
+            members: BTreeMap::new(),
             swaps: BTreeSet::new(),
             exe_dev: None,
+            unknown: None,
         }
     }
 
