@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::linux_parse::{
-    BadTable, Mount, Tracer, bus_of, is_listable, parse_dev, parse_mountinfo, parse_swaps, read_attr,
+    Backing, BadTable, Mount, Tracer, backing, bus_of, is_listable, parse_dev, parse_mountinfo, parse_swaps, read_attr,
 };
 use super::size_by_seek;
 use crate::os::unix::ioctl_read;
@@ -112,12 +112,22 @@ impl Usage {
                 Ok(mounts) => usage.mounts = mounts,
             },
         }
-        let mut traced: BTreeMap<(u32, u32), Result<Option<Vec<String>>, String>> = BTreeMap::new();
+        // By what a mount stands on: a pool's datasets and a btrfs's subvolumes are traced once.
+        let mut traced: BTreeMap<Backing, Result<Option<Vec<String>>, String>> = BTreeMap::new();
         for mount in &usage.mounts {
-            let members = traced.entry(mount.dev).or_insert_with(|| tracer.members(mount));
+            let key = backing(mount);
+            let members = match traced.get(&key) {
+                // An untraceable mount's reason names its own source: never shared.
+                Some(known) if key != Backing::Untraceable => known.clone(),
+                _ => {
+                    let found = tracer.members(mount);
+                    traced.insert(key, found.clone());
+                    found
+                }
+            };
             match members {
                 Ok(Some(names)) => {
-                    usage.members.insert(mount.dev, names.clone());
+                    usage.members.insert(mount.dev, names);
                 }
                 Ok(None) => {}
                 // Only a system mount's disks matter here; the kernel's O_EXCL keeps
@@ -805,5 +815,350 @@ mod tests {
         let sda = read_drive(&sys_block, "sda", &usage, &BTreeMap::new()).unwrap();
         assert_eq!(sda.system.as_deref(), Some("sda1 is in use as swap"));
         assert!(sda.partitions[0].swap);
+    }
+
+    /// A small `/sys` and `/dev` in a temporary folder: four disks (a SATA system
+    /// disk `sda` with three partitions, USB sticks `sdb`, `sdc` and `sdd` with one
+    /// each), to which each test adds its stacked devices and btrfs file systems.
+    struct FakeTree {
+        root: tempfile::TempDir,
+    }
+
+    impl FakeTree {
+        fn new() -> Self {
+            let tree = Self {
+                root: tempfile::tempdir().unwrap(),
+            };
+            let sata = "devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block";
+            tree.disk(sata, "sda", 0, &["sda1", "sda2", "sda3"]);
+            for (i, name) in ["sdb", "sdc", "sdd"].into_iter().enumerate() {
+                let usb = format!(
+                    "devices/pci0000:00/0000:00:14.0/usb2/2-{i}/2-{i}:1.0/host{i}/target{i}:0:0/{i}:0:0:0/block"
+                );
+                tree.disk(&usb, name, 16 * (i as u32 + 1), &[&format!("{name}1")]);
+            }
+            tree
+        }
+
+        fn sys(&self) -> PathBuf {
+            self.root.path().join("sys")
+        }
+
+        fn dev(&self) -> PathBuf {
+            self.root.path().join("dev")
+        }
+
+        fn write(&self, rel: &str, text: &str) {
+            let path = self.sys().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, format!("{text}\n")).unwrap();
+        }
+
+        fn link(&self, target: &Path, link: &Path) {
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, link).unwrap();
+        }
+
+        /// A device known to sysfs by name, with a node in `/dev`.
+        fn register(&self, name: &str, dir: &str, dev: &str) {
+            self.write(&format!("{dir}/dev"), dev);
+            self.link(&self.sys().join(dir), &self.sys().join("class/block").join(name));
+            self.link(&self.sys().join(dir), &self.sys().join("dev/block").join(dev));
+            std::fs::create_dir_all(self.dev()).unwrap();
+            std::fs::write(self.dev().join(name), "").unwrap();
+        }
+
+        fn disk(&self, parent: &str, name: &str, major_minor: u32, parts: &[&str]) {
+            let dir = format!("{parent}/{name}");
+            self.register(name, &dir, &format!("8:{major_minor}"));
+            self.write(&format!("{dir}/size"), "62521344");
+            self.write(&format!("{dir}/removable"), if name == "sda" { "0" } else { "1" });
+            self.write(&format!("{dir}/ro"), "0");
+            self.link(&self.sys().join(&dir), &self.sys().join("block").join(name));
+            for (i, part) in parts.iter().enumerate() {
+                let part_dir = format!("{dir}/{part}");
+                self.register(part, &part_dir, &format!("8:{}", major_minor + 1 + i as u32));
+                self.write(&format!("{part_dir}/partition"), &(i + 1).to_string());
+                self.write(&format!("{part_dir}/size"), "1048576");
+            }
+        }
+
+        /// A device-mapper or RAID device `name` stacked on `under`, as sysfs links them.
+        fn stack(&self, name: &str, dev: &str, under: &[&str]) {
+            let dir = format!("devices/virtual/block/{name}");
+            self.register(name, &dir, dev);
+            self.write(&format!("{dir}/size"), "1048576");
+            self.link(&self.sys().join(&dir), &self.sys().join("block").join(name));
+            for lower in under {
+                let lower_dir = std::fs::canonicalize(self.sys().join("class/block").join(lower)).unwrap();
+                self.link(&lower_dir, &self.sys().join(&dir).join("slaves").join(lower));
+                self.link(&self.sys().join(&dir), &lower_dir.join("holders").join(name));
+            }
+        }
+
+        /// A btrfs file system with these member devices.
+        fn btrfs(&self, uuid: &str, members: &[&str]) {
+            for member in members {
+                let dir = std::fs::canonicalize(self.sys().join("class/block").join(member)).unwrap();
+                self.link(
+                    &dir,
+                    &self.sys().join("fs/btrfs").join(uuid).join("devices").join(member),
+                );
+            }
+        }
+
+        /// A `/dev` alias (`mapper/vg-root`, `disk/by-id/…`) of the node `name`.
+        fn alias(&self, alias: &str, name: &str) {
+            self.link(&self.dev().join(name), &self.dev().join(alias));
+        }
+
+        /// The drives, given a mount table and what `zpool status -P` says of each pool.
+        fn drives(&self, mountinfo: io::Result<Vec<u8>>, zpool: &dyn Fn(&str) -> Option<String>) -> Vec<Drive> {
+            let (sys, dev) = (self.sys(), self.dev());
+            let tracer = Tracer {
+                sys: &sys,
+                dev: &dev,
+                zpool_status: zpool,
+            };
+            let swaps = Ok(b"Filename\tType\tSize\tUsed\tPriority\n".to_vec());
+            let usage = Usage::from_tables(mountinfo, swaps, None, &tracer);
+            let sys_block = sys.join("block");
+            block_names(&sys_block)
+                .iter()
+                .filter_map(|n| read_drive(&sys_block, n, &usage, &BTreeMap::new()))
+                .collect()
+        }
+    }
+
+    fn fixture(name: &str) -> io::Result<Vec<u8>> {
+        Ok(crate::os::linux_parse::tests::fixture(name))
+    }
+
+    fn no_zfs(_: &str) -> Option<String> {
+        None
+    }
+
+    /// Each drive's name with its system reason, "-" when it is not system; unknown drives fail the test.
+    fn system_of(drives: &[Drive]) -> Vec<(String, String)> {
+        drives
+            .iter()
+            .map(|d| {
+                assert_eq!(d.unknown, None, "{} should be known", d.name);
+                (d.name.clone(), d.system.clone().unwrap_or_else(|| "-".into()))
+            })
+            .collect()
+    }
+
+    fn expect(rows: &[(&str, &str)]) -> Vec<(String, String)> {
+        rows.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    }
+
+    #[test]
+    fn btrfs_root_on_an_anonymous_device_is_traced_to_its_disk() {
+        let tree = FakeTree::new();
+        tree.btrfs("4f1c2a9e-0d7b-4c55-9a0e-3b8d2f6c1e77", &["sda2"]);
+        let drives = tree.drives(fixture("btrfs-single.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/ is mounted from sda2"),
+                ("sdb", "-"),
+                ("sdc", "-"),
+                ("sdd", "-")
+            ])
+        );
+        // Both subvolumes show as mounted from the partition.
+        assert_eq!(
+            drives[0].partitions[1].mount_points,
+            [PathBuf::from("/"), PathBuf::from("/home")]
+        );
+    }
+
+    #[test]
+    fn a_btrfs_root_btrfs_does_not_list_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("btrfs-single.mountinfo"), &no_zfs);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert!(
+                why.starts_with("/ cannot be traced to its disks: btrfs does not list sda2"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_member_of_a_multi_device_btrfs_home_is_system() {
+        let tree = FakeTree::new();
+        tree.btrfs("9a0e3b8d-2f6c-1e77-4f1c-2a9e0d7b4c55", &["sdb1", "sdc1"]);
+        let drives = tree.drives(fixture("btrfs-multi.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/boot/efi is mounted from sda1"),
+                ("sdb", "/home is mounted from sdb1"),
+                ("sdc", "/home is mounted from sdc1"),
+                ("sdd", "-"),
+            ])
+        );
+    }
+
+    #[test]
+    fn btrfs_on_dm_crypt_is_traced_through_the_mapping() {
+        let tree = FakeTree::new();
+        tree.stack("dm-0", "253:0", &["sdc1"]);
+        tree.alias("mapper/luks-home", "dm-0");
+        tree.btrfs("2a9e0d7b-4c55-9a0e-3b8d-2f6c1e774f1c", &["dm-0"]);
+        let mountinfo = b"21 1 8:2 / / rw - ext4 /dev/sda2 rw\n22 21 0:36 /@home /home rw - btrfs /dev/mapper/luks-home rw,subvol=/@home\n";
+        let drives = tree.drives(Ok(mountinfo.to_vec()), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/ is mounted from sda2"),
+                ("sdb", "-"),
+                ("sdc", "/home is mounted from sdc1 through dm-0"),
+                ("sdd", "-"),
+            ])
+        );
+    }
+
+    #[test]
+    fn zfs_root_pool_members_are_system_from_zpool_status() {
+        let tree = FakeTree::new();
+        tree.alias("disk/by-id/ata-Samsung_SSD_870-part3", "sda3");
+        let status = String::from_utf8(fixture("zpool-status-rpool.txt").unwrap()).unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let zpool = |pool: &str| {
+            asked.borrow_mut().push(pool.to_owned());
+            (pool == "rpool").then(|| status.clone())
+        };
+        let drives = tree.drives(fixture("zfs.mountinfo"), &zpool);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                // /boot/efi on sda1 is found first; sda3 is a member as well.
+                ("sda", "/boot/efi is mounted from sda1"),
+                ("sdb", "/ is mounted from sdb1"),
+                ("sdc", "/ is mounted from sdc1"),
+                ("sdd", "-"),
+            ])
+        );
+        assert_eq!(
+            drives[0].partitions[2].mount_points,
+            [PathBuf::from("/"), PathBuf::from("/home")]
+        );
+        // Each pool is asked once; the data pool "tank" cannot be traced, which only matters for system mounts.
+        assert_eq!(*asked.borrow(), ["rpool", "tank"]);
+    }
+
+    #[test]
+    fn a_zfs_root_that_cannot_be_traced_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("zfs.mountinfo"), &no_zfs);
+        assert_eq!(drives.len(), 4);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert!(
+                why.contains("/ cannot be traced to its disks: the devices of ZFS pool rpool cannot be read"),
+                "{why}"
+            );
+            assert!(why.contains("/home cannot be traced"), "{why}");
+            assert!(!why.contains("tank"), "a data pool is not the system's: {why}");
+        }
+    }
+
+    #[test]
+    fn bcachefs_members_from_the_source_are_system_and_a_missing_one_is_unknown() {
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("bcachefs.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "-"),
+                ("sdb", "/ is mounted from sdb1"),
+                ("sdc", "/ is mounted from sdc1"),
+                ("sdd", "-"),
+            ])
+        );
+        let drives = tree.drives(fixture("bcachefs-missing-member.mountinfo"), &no_zfs);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert!(why.contains("/dev/sdz1 is not a block device Graver can find"), "{why}");
+        }
+    }
+
+    #[test]
+    fn root_on_lvm_on_dm_crypt_on_md_raid_marks_every_raid_member() {
+        let tree = FakeTree::new();
+        tree.stack("md0", "9:0", &["sdb1", "sdc1"]);
+        tree.stack("dm-0", "253:0", &["md0"]);
+        tree.stack("dm-1", "253:1", &["dm-0"]);
+        tree.alias("mapper/vg-root", "dm-1");
+        let drives = tree.drives(fixture("lvm-md-crypt.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "-"),
+                ("sdb", "/ is mounted from sdb1 through dm-1"),
+                ("sdc", "/ is mounted from sdc1 through dm-1"),
+                ("sdd", "-"),
+            ])
+        );
+    }
+
+    #[test]
+    fn odd_mount_point_names_hide_nothing_and_deviceless_mounts_change_nothing() {
+        use std::os::unix::ffi::OsStrExt;
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("non-utf8.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/ is mounted from sda2"),
+                ("sdb", "-"),
+                ("sdc", "-"),
+                ("sdd", "-")
+            ])
+        );
+        let stick = &drives[1].partitions[0];
+        assert_eq!(stick.mount_points.len(), 1);
+        assert_eq!(
+            stick.mount_points[0].as_os_str().as_bytes(),
+            b"/media/user/\xff\xfe stick"
+        );
+        // JSON shows the name lossily rather than failing the whole listing.
+        let json = serde_json::to_string(&drives[1]).unwrap();
+        assert!(json.contains("/media/user/\u{fffd}\u{fffd} stick"), "{json}");
+    }
+
+    #[test]
+    fn a_mount_table_that_cannot_be_read_or_parsed_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let unreadable = Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        for (table, says) in [
+            (unreadable, "the mount table (/proc/self/mountinfo) cannot be read"),
+            (fixture("garbage.mountinfo"), "is unusable: line 2 of the mount table"),
+            (Ok(Vec::new()), "is unusable: the mount table is empty"),
+        ] {
+            let drives = tree.drives(table, &no_zfs);
+            assert_eq!(drives.len(), 4);
+            for drive in &drives {
+                let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+                assert!(why.contains(says), "{why}");
+                let verdict = crate::judge(
+                    drive,
+                    None,
+                    crate::Consent {
+                        unsafe_mode: true,
+                        typed_name: Some(&drive.name),
+                        warnings_confirmed: true,
+                    },
+                );
+                assert!(
+                    matches!(verdict, crate::Verdict::Refused(crate::Refusal::Forbidden(_))),
+                    "{verdict:?}"
+                );
+            }
+        }
     }
 }

@@ -175,7 +175,7 @@ pub(crate) fn parse_swaps(bytes: &[u8]) -> Result<Vec<Swap>, BadTable> {
 }
 
 /// What a mount stands on, as far as the mount table alone tells.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Backing {
     /// A block device, by number: its sysfs entry says which.
     Device((u32, u32)),
