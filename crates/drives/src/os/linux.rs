@@ -107,7 +107,7 @@ impl Usage {
             Err(e) => unknown.push(format!("the mount table (/proc/self/mountinfo) cannot be read: {e}")),
             Ok(bytes) => match parse_mountinfo(&bytes) {
                 Err(BadTable(why)) => {
-                    unknown.push(format!("the mount table (/proc/self/mountinfo) is unusable: {why}"))
+                    unknown.push(format!("the mount table (/proc/self/mountinfo) is unusable: {why}"));
                 }
                 Ok(mounts) => usage.mounts = mounts,
             },

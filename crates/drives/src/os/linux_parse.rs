@@ -44,6 +44,7 @@ pub(crate) struct Mount {
 pub(crate) struct BadTable(pub(crate) String);
 
 /// A path from the bytes the kernel gave; exact on Unix, where paths are bytes.
+#[cfg_attr(not(unix), allow(clippy::needless_pass_by_value))]
 pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     #[cfg(unix)]
     {
@@ -162,7 +163,7 @@ pub(crate) fn parse_swaps(bytes: &[u8]) -> Result<Vec<Swap>, BadTable> {
     lines
         .filter(|line| !line.is_empty())
         .map(|line| {
-            let mut fields = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+            let mut fields = line.split(u8::is_ascii_whitespace).filter(|f| !f.is_empty());
             match (fields.next(), fields.next()) {
                 (Some(path), Some(kind)) => Ok(Swap {
                     path: path_from_bytes(unescape(path)),
@@ -469,6 +470,75 @@ pub(crate) mod tests {
         );
         assert_eq!(parse_zpool_status("cannot open 'rpool': no such pool\n"), None);
         assert_eq!(parse_zpool_status("config:\n\trpool ONLINE\nerrors: none\n"), None);
+    }
+
+    /// A `/sys` and `/dev` of plain files and folders, so the tracer is tested on every OS:
+    /// `sda` with `sda1`–`sda3`, `sdb1`, `sdc1`, `dm-0`, and a two-device btrfs.
+    fn plain_tree() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let touch = |rel: &str| {
+            let path = root.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        };
+        for name in ["sda", "sda1", "sda2", "sda3", "sdb1", "sdc1", "dm-0"] {
+            touch(&format!("dev/{name}"));
+            touch(&format!("sys/class/block/{name}/dev"));
+        }
+        touch("sys/fs/btrfs/9a0e3b8d-2f6c-1e77-4f1c-2a9e0d7b4c55/devices/sdb1");
+        touch("sys/fs/btrfs/9a0e3b8d-2f6c-1e77-4f1c-2a9e0d7b4c55/devices/sdc1");
+        touch("sys/fs/btrfs/4f1c2a9e-0d7b-4c55-9a0e-3b8d2f6c1e77/devices/dm-0");
+        root
+    }
+
+    #[test]
+    fn the_tracer_finds_each_file_systems_member_devices() {
+        let tree = plain_tree();
+        let (sys, dev) = (tree.path().join("sys"), tree.path().join("dev"));
+        let status = String::from_utf8(fixture("zpool-status-rpool.txt")).unwrap();
+        // The fixture names sda3 through a by-id link; this tree has no links, so name it plainly.
+        let status = status.replace("/dev/disk/by-id/ata-Samsung_SSD_870-part3", "/dev/sda3");
+        let zpool = |pool: &str| (pool == "rpool").then(|| status.clone());
+        let tracer = Tracer {
+            sys: &sys,
+            dev: &dev,
+            zpool_status: &zpool,
+        };
+        let members = |name: &str| -> Vec<Result<Option<Vec<String>>, String>> {
+            parse_mountinfo(&fixture(name))
+                .unwrap()
+                .iter()
+                .map(|m| tracer.members(m))
+                .collect()
+        };
+        let names = |list: &[&str]| Ok(Some(list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()));
+
+        let multi = members("btrfs-multi.mountinfo");
+        assert_eq!(multi[0], Ok(None), "ext4 on sda2 is found by its device number");
+        assert_eq!(multi[2], names(&["sdb1", "sdc1"]));
+        assert!(multi[3..].iter().all(|m| *m == Ok(None)), "{multi:?}");
+
+        // sda2 is in no btrfs's device list: not silently "no disks".
+        let single = members("btrfs-single.mountinfo");
+        assert!(
+            single[0].as_ref().unwrap_err().contains("btrfs does not list sda2"),
+            "{single:?}"
+        );
+
+        let zfs = members("zfs.mountinfo");
+        assert_eq!(zfs[0], names(&["sda3", "sdb1", "sdc1"]));
+        assert_eq!(zfs[1], zfs[0]);
+        assert!(zfs[2].as_ref().unwrap_err().contains("ZFS pool tank"), "{zfs:?}");
+
+        assert_eq!(members("bcachefs.mountinfo")[0], names(&["sdb1", "sdc1"]));
+        let missing = members("bcachefs-missing-member.mountinfo");
+        assert!(missing[0].as_ref().unwrap_err().contains("/dev/sdz1"), "{missing:?}");
+
+        let on_crypt = parse_mountinfo(b"22 21 0:36 /@home /home rw - btrfs /dev/dm-0 rw\n").unwrap();
+        assert_eq!(tracer.members(&on_crypt[0]), names(&["dm-0"]));
+        // Sources outside /dev name no block device.
+        let odd = parse_mountinfo(&fixture("non-utf8.mountinfo")).unwrap();
+        assert!(odd.iter().all(|m| tracer.members(m) == Ok(None)));
     }
 
     #[test]
