@@ -52,9 +52,14 @@ fn dev_holding(path: &Path) -> Option<(u32, u32)> {
     Some((libc::major(dev), libc::minor(dev)))
 }
 
-/// `zpool status -P pool`, when ZFS's tools are installed and answer.
+/// `zpool status -P pool`, when ZFS's tools are installed and answer. The worker runs
+/// as root, so the tool is taken from the system's own folders, never from `PATH`.
 fn zpool_status(pool: &str) -> Option<String> {
-    let output = std::process::Command::new("zpool")
+    let zpool = ["/usr/sbin/zpool", "/sbin/zpool", "/usr/bin/zpool", "/bin/zpool"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())?;
+    let output = std::process::Command::new(zpool)
         .args(["status", "-P", pool])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -120,7 +125,15 @@ impl Usage {
                 // An untraceable mount's reason names its own source: never shared.
                 Some(known) if key != Backing::Untraceable => known.clone(),
                 _ => {
-                    let found = tracer.members(mount);
+                    let found = match key {
+                        // A device number sysfs does not know leads to no disk either.
+                        Backing::Device((major, minor))
+                            if !tracer.sys.join(format!("dev/block/{major}:{minor}")).exists() =>
+                        {
+                            Err(format!("its device {major}:{minor} is not in sysfs"))
+                        }
+                        _ => tracer.members(mount),
+                    };
                     traced.insert(key, found.clone());
                     found
                 }
@@ -1129,6 +1142,17 @@ mod tests {
         // JSON shows the name lossily rather than failing the whole listing.
         let json = serde_json::to_string(&drives[1]).unwrap();
         assert!(json.contains("/media/user/\u{fffd}\u{fffd} stick"), "{json}");
+    }
+
+    #[test]
+    fn a_system_mount_on_a_device_sysfs_does_not_know_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let mountinfo = b"21 1 259:3 / / rw - ext4 /dev/nvme0n1p3 rw\n22 21 8:17 / /mnt rw - vfat /dev/sdb1 rw\n";
+        let drives = tree.drives(Ok(mountinfo.to_vec()), &no_zfs);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert_eq!(why, "/ cannot be traced to its disks: its device 259:3 is not in sysfs");
+        }
     }
 
     #[test]
