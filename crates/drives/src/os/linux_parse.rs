@@ -256,6 +256,8 @@ pub(crate) fn parse_zpool_status(text: &str) -> Option<Vec<PathBuf>> {
 
 /// Finds the block devices under file systems, from a sysfs tree (`/sys`, or a
 /// small copy of it in the tests) and a way to ask ZFS for a pool's devices.
+// A fuzzing build may compile these parsers on every OS; only Linux traces real mounts.
+#[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
 pub(crate) struct Tracer<'a> {
     /// Where sysfs is: `/sys`.
     pub(crate) sys: &'a Path,
@@ -265,6 +267,7 @@ pub(crate) struct Tracer<'a> {
     pub(crate) zpool_status: &'a dyn Fn(&str) -> Option<String>,
 }
 
+#[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
 impl Tracer<'_> {
     /// The sysfs name of the block device node at `path` (`/dev/mapper/vg-root` → `dm-1`).
     fn node_name(&self, path: &Path) -> Option<String> {
@@ -401,6 +404,22 @@ pub(crate) mod tests {
         assert_eq!(backing(&mounts[1]), Backing::Device((8, 17)));
         assert_eq!(backing(&mounts[2]), Backing::Nothing);
         assert_eq!(backing(&mounts[3]), Backing::Nothing);
+    }
+
+    #[test]
+    fn escapes_are_three_octal_digits_of_one_byte_and_anything_else_is_kept() {
+        assert_eq!(unescape(b"a\\040b\\011c\\012d\\134e"), b"a b\tc\nd\\e");
+        // A backslash before a multi-byte character, too few digits, not octal, over a byte.
+        for kept in [
+            &b"/media/\\ab\xc3\xa9"[..],
+            b"x\\04",
+            b"\\08x",
+            b"\\400",
+            b"\\+12",
+            b"end\\",
+        ] {
+            assert_eq!(unescape(kept), kept, "{}", String::from_utf8_lossy(kept));
+        }
     }
 
     #[test]
