@@ -224,6 +224,24 @@ fn holders(sys_block: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Why the disk at `dir` cannot be checked, when sysfs gives no device number for it,
+/// one of its partitions or a device stacked on them: mounts and swap on that node
+/// could not be matched, so it is never taken to hold none.
+fn unnumbered_node(sys_block: &Path, dir: &Path) -> Option<String> {
+    let mut nodes = vec![dir.to_path_buf()];
+    for part in partition_dirs(dir) {
+        nodes.push(part.clone());
+        holders(sys_block, &part, &mut nodes);
+    }
+    holders(sys_block, dir, &mut nodes);
+    let node = nodes.iter().find(|n| sys_dev(n).is_none())?;
+    let name = node
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(format!("sysfs gives no device number for {name}"))
+}
+
 /// Why the block device at `dir` (named `name`) is part of the running system, if it is.
 fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Option<String> {
     let mut stack = vec![dir.to_path_buf()];
@@ -363,6 +381,7 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         });
     }
     let system = system.or_else(|| system_reason(sys_block, &dir, name, usage));
+    let unknown = usage.unknown.clone().or_else(|| unnumbered_node(sys_block, &dir));
     Some(Drive {
         path: Path::new("/dev").join(name),
         name: name.to_owned(),
@@ -377,7 +396,7 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         physical_block_size: block("physical_block_size"),
         partitions,
         system,
-        unknown: usage.unknown.clone(),
+        unknown,
     })
 }
 
@@ -1142,6 +1161,25 @@ mod tests {
         // JSON shows the name lossily rather than failing the whole listing.
         let json = serde_json::to_string(&drives[1]).unwrap();
         assert!(json.contains("/media/user/\u{fffd}\u{fffd} stick"), "{json}");
+    }
+
+    #[test]
+    fn a_node_without_a_device_number_makes_its_drive_unknown() {
+        let tree = FakeTree::new();
+        tree.stack("dm-0", "253:0", &["sdc1"]);
+        std::fs::remove_file(tree.sys().join("devices/virtual/block/dm-0/dev")).unwrap();
+        let drives = tree.drives(Ok(b"21 1 8:2 / / rw - ext4 /dev/sda2 rw\n".to_vec()), &no_zfs);
+        let unknown: Vec<(&str, Option<&str>)> =
+            drives.iter().map(|d| (d.name.as_str(), d.unknown.as_deref())).collect();
+        assert_eq!(
+            unknown,
+            [
+                ("sda", None),
+                ("sdb", None),
+                ("sdc", Some("sysfs gives no device number for dm-0")),
+                ("sdd", None)
+            ]
+        );
     }
 
     #[test]
