@@ -47,6 +47,8 @@ pub struct Partition {
     /// Size in bytes.
     pub size: u64,
     /// Where it is mounted (several on Linux bind mounts), empty when not mounted.
+    /// A name that is not UTF-8 is kept exactly here and shown lossily in JSON.
+    #[serde(serialize_with = "lossy_paths")]
     pub mount_points: Vec<PathBuf>,
     /// Whether it is active swap.
     pub swap: bool,
@@ -81,6 +83,16 @@ pub struct Drive {
     pub partitions: Vec<Partition>,
     /// Why it belongs to the running system, if it does ("/ is mounted from sda2").
     pub system: Option<String>,
+    /// Why Graver cannot tell whether it belongs to the running system, when it cannot
+    /// (the mount table could not be read, or a system file system could not be traced
+    /// to its disks). The policy refuses such a drive.
+    pub unknown: Option<String>,
+}
+
+/// Paths as JSON strings, with bytes that are not UTF-8 shown as U+FFFD: serde's own
+/// path serializer fails on them, and one odd mount point must not hide a listing.
+fn lossy_paths<S: serde::Serializer>(paths: &[PathBuf], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 impl Drive {

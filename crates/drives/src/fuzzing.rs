@@ -8,17 +8,22 @@ use std::path::Path;
 
 use crate::os::{linux_parse, macos_parse, windows_map};
 
-/// `/proc/self/mountinfo`, `/proc/swaps` and sysfs attributes (`dev`, `size`, the device path).
+/// `/proc/self/mountinfo` (and what each mount stands on), `/proc/swaps`, `zpool status -P`
+/// and sysfs attributes (`dev`, `size`, the device path).
 pub fn linux_proc(data: &[u8]) -> usize {
     let text = String::from_utf8_lossy(data);
-    let mounts = linux_parse::parse_mountinfo(&text);
-    let swaps = linux_parse::parse_swaps(&text);
+    let mounts = linux_parse::parse_mountinfo(data).unwrap_or_default();
+    for mount in &mounts {
+        let _ = linux_parse::backing(mount);
+    }
+    let swaps = linux_parse::parse_swaps(data).map_or(0, |swaps| swaps.len());
+    let _ = linux_parse::parse_zpool_status(&text);
     let (name, sys_path) = text.split_once('\n').unwrap_or((&text, ""));
     let _ = linux_parse::parse_dev(&text);
     let _ = linux_parse::parse_sectors(text.trim());
     let _ = linux_parse::bus_of(name, sys_path);
     let _ = linux_parse::is_listable(name);
-    mounts.len() + swaps.len()
+    mounts.len() + swaps
 }
 
 /// `diskutil list -plist` and `diskutil info -plist` output, and the drive list made from them.

@@ -18,6 +18,10 @@ pub const LARGE_DRIVE_BYTES: u64 = 128_000_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hazard {
+    /// Graver cannot tell whether it holds the running system (the mount table could
+    /// not be read, or a system file system could not be traced to its disks): refused,
+    /// in unsafe mode too, since not even the user's typed name can say which drive it is.
+    Unknown,
     /// It holds the running system: never written unless in unsafe mode and confirmed by name.
     System,
     /// It holds the image being written: refused.
@@ -48,7 +52,7 @@ impl Hazard {
     /// How the hazard affects a write.
     pub fn severity(self) -> Severity {
         match self {
-            Self::HoldsSource | Self::TooSmall | Self::ReadOnly => Severity::Refuse,
+            Self::Unknown | Self::HoldsSource | Self::TooSmall | Self::ReadOnly => Severity::Refuse,
             Self::System => Severity::Unsafe,
             Self::Large | Self::NonRemovable => Severity::Confirm,
         }
@@ -57,6 +61,7 @@ impl Hazard {
     /// A one-word badge for lists: "system", "too small", …
     pub fn badge(self) -> &'static str {
         match self {
+            Self::Unknown => "unknown",
             Self::System => "system",
             Self::HoldsSource => "holds image",
             Self::TooSmall => "too small",
@@ -122,7 +127,8 @@ pub struct Consent<'a> {
 /// Why a write to a drive is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// Hazards that refuse every write (holds the image, too small, read-only): their sentences, joined.
+    /// Hazards that refuse every write (unknown, holds the image, too small,
+    /// read-only): their sentences, joined.
     Forbidden(String),
     /// A system drive outside unsafe mode: the sentence saying why it is one. Each front
     /// end says how to turn unsafe mode on.
@@ -221,6 +227,14 @@ pub fn judge(drive: &Drive, facts: Option<&ImageFacts>, consent: Consent<'_>) ->
 pub fn classify(drive: &Drive, image: Option<&ImageFacts>) -> Vec<Finding> {
     let mut notes = Vec::new();
     let name = &drive.name;
+    if let Some(reason) = &drive.unknown {
+        notes.push(Finding {
+            hazard: Hazard::Unknown,
+            message: format!(
+                "{name} cannot be told apart from the running system ({reason}); Graver writes only to drives it knows are not in use by it."
+            ),
+        });
+    }
     if let Some(reason) = &drive.system {
         notes.push(Finding {
             hazard: Hazard::System,
@@ -273,9 +287,11 @@ pub fn classify(drive: &Drive, image: Option<&ImageFacts>) -> Vec<Finding> {
     notes
 }
 
-/// Whether a drive is one a user would flash: removable or on USB/SD, and not a system drive.
+/// Whether a drive is one a user would flash: removable or on USB/SD, and known not to be a system drive.
 pub fn is_flashable(drive: &Drive) -> bool {
-    drive.system.is_none() && (drive.removable || matches!(drive.bus, crate::Bus::Usb | crate::Bus::Sd))
+    drive.system.is_none()
+        && drive.unknown.is_none()
+        && (drive.removable || matches!(drive.bus, crate::Bus::Usb | crate::Bus::Sd))
 }
 
 #[cfg(test)]
@@ -306,6 +322,7 @@ mod tests {
                 swap: false,
             }],
             system: None,
+            unknown: None,
         }
     }
 
@@ -366,6 +383,31 @@ mod tests {
             ]
         );
         assert!(!is_flashable(&drive));
+    }
+
+    #[test]
+    fn a_drive_of_unknown_use_is_refused_first_and_never_flashable() {
+        let mut drive = stick();
+        drive.unknown = Some("the mount table (/proc/self/mountinfo) cannot be read".into());
+        let notes = classify(&drive, None);
+        assert_eq!(flags(&notes), [Hazard::Unknown]);
+        assert_eq!(Hazard::Unknown.severity(), Severity::Refuse);
+        assert!(
+            notes[0]
+                .message
+                .starts_with("sdb cannot be told apart from the running system")
+        );
+        assert!(notes[0].message.contains("/proc/self/mountinfo"));
+        assert!(!is_flashable(&drive));
+        let unsafe_typed = Consent {
+            unsafe_mode: true,
+            typed_name: Some("sdb"),
+            warnings_confirmed: true,
+        };
+        match judge(&drive, None, unsafe_typed) {
+            Verdict::Refused(Refusal::Forbidden(why)) => assert_eq!(why, notes[0].message),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -452,6 +494,11 @@ mod tests {
             d.system = Some("/ is mounted from nvme0n1p2".into());
             d
         };
+        let unknown_stick = {
+            let mut d = stick();
+            d.unknown = Some("the mount table (/proc/self/mountinfo) cannot be read".into());
+            d
+        };
         let small = ImageFacts::new(graver_image::ImageSize::Exact(1 << 30), Some("sda".into()));
         let huge = ImageFacts::new(graver_image::ImageSize::Exact(20_000_000_000), None);
         // An estimate may be wrong either way: it refuses no drive up front.
@@ -493,6 +540,10 @@ mod tests {
             (&system_disk, None, unsafe_only, Shape::Asks(vec![true, false, false])),
             (&system_disk, None, typed("nvme0n1"), Shape::Allowed),
             (&system_disk, Some(&huge), typed("nvme0n1"), Shape::Allowed),
+            // A drive whose use cannot be known is refused whatever the user agreed to.
+            (&unknown_stick, None, nothing, Shape::Forbidden),
+            (&unknown_stick, Some(&small), confirmed, Shape::Forbidden),
+            (&unknown_stick, Some(&small), typed("sdb"), Shape::Forbidden),
         ];
         for (row, (drive, image, consent, expected)) in table.into_iter().enumerate() {
             let verdict = judge(drive, image, consent);

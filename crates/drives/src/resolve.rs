@@ -153,6 +153,7 @@ mod tests {
                 })
                 .collect(),
             system: None,
+            unknown: None,
         }
     }
 

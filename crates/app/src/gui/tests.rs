@@ -107,6 +107,7 @@ fn stick(name: &str, size: u64) -> Drive {
             swap: false,
         }],
         system: None,
+        unknown: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn system_disk() -> Drive {
         physical_block_size: 512,
         partitions: Vec::new(),
         system: Some("/ is mounted from nvme0n1p2".into()),
+        unknown: None,
     }
 }
 

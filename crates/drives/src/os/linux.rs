@@ -11,7 +11,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::linux_parse::{
-    Mount, bus_of, is_listable, parse_dev, parse_mountinfo, parse_sectors, parse_swaps, read_attr,
+    Backing, BadTable, Mount, Tracer, backing, bus_of, is_listable, parse_dev, parse_mountinfo, parse_sectors,
+    parse_swaps, read_attr,
 };
 use super::size_by_seek;
 use crate::os::unix::ioctl_read;
@@ -23,15 +24,22 @@ const BLKRRPART: libc::c_ulong = 0x125f;
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 
 /// Mount points that make the drive under them part of the running system.
-const SYSTEM_MOUNTS: [&str; 6] = ["/", "/boot", "/boot/efi", "/efi", "/usr", "/home"];
+const SYSTEM_MOUNTS: [&str; 7] = ["/", "/boot", "/boot/efi", "/efi", "/usr", "/var", "/home"];
 
 const SYS_BLOCK: &str = "/sys/block";
 
-/// What the running system uses: mounts by device number and active swap devices.
+/// What the running system uses: mounts, the block devices under file systems with
+/// an anonymous device number, active swap, and whatever could not be found out.
 struct Usage {
     mounts: Vec<Mount>,
+    /// The sysfs names of the block devices under each anonymous device number
+    /// (btrfs, ZFS, bcachefs), as far as they could be traced.
+    members: BTreeMap<(u32, u32), Vec<String>>,
+    /// Swap devices, and the file systems holding swap files.
     swaps: BTreeSet<(u32, u32)>,
     exe_dev: Option<(u32, u32)>,
+    /// Why no drive can be said to be outside the running system, when that is so.
+    unknown: Option<String>,
 }
 
 fn dev_of_node(path: &Path) -> Option<(u32, u32)> {
@@ -40,26 +48,161 @@ fn dev_of_node(path: &Path) -> Option<(u32, u32)> {
     Some((libc::major(rdev), libc::minor(rdev)))
 }
 
+fn dev_holding(path: &Path) -> Option<(u32, u32)> {
+    let dev = std::fs::metadata(path).ok()?.dev();
+    Some((libc::major(dev), libc::minor(dev)))
+}
+
+/// `zpool status -P pool`, when ZFS's tools are installed and answer. The worker runs
+/// as root, so the tool is taken from the system's own folders, never from `PATH`.
+fn zpool_status(pool: &str) -> Option<String> {
+    let zpool = ["/usr/sbin/zpool", "/sbin/zpool", "/usr/bin/zpool", "/bin/zpool"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())?;
+    let output = std::process::Command::new(zpool)
+        .args(["status", "-P", pool])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn is_system_mount(mount_point: &Path) -> bool {
+    SYSTEM_MOUNTS.iter().any(|s| Path::new(s) == mount_point)
+}
+
 impl Usage {
     fn read() -> Self {
-        let mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-        let swaps = parse_swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default())
-            .iter()
-            .filter_map(|p| dev_of_node(p))
-            .collect();
-        let exe_dev = std::env::current_exe().ok().and_then(|exe| {
-            let dev = std::fs::metadata(exe).ok()?.dev();
-            Some((libc::major(dev), libc::minor(dev)))
-        });
-        Self { mounts, swaps, exe_dev }
+        let tracer = Tracer {
+            sys: Path::new("/sys"),
+            dev: Path::new("/dev"),
+            zpool_status: &zpool_status,
+        };
+        let exe_dev = std::env::current_exe().ok().and_then(|exe| dev_holding(&exe));
+        Self::from_tables(
+            std::fs::read("/proc/self/mountinfo"),
+            std::fs::read("/proc/swaps"),
+            exe_dev,
+            &tracer,
+        )
     }
 
-    fn mount_points(&self, dev: (u32, u32)) -> Vec<PathBuf> {
+    /// The usage from the mount and swap tables' bytes (or why they could not be
+    /// read). Whatever cannot be read or traced makes every drive unknown: a drive
+    /// is only ever called free of the running system when that was found out.
+    fn from_tables(
+        mountinfo: io::Result<Vec<u8>>,
+        swaps: io::Result<Vec<u8>>,
+        exe_dev: Option<(u32, u32)>,
+        tracer: &Tracer<'_>,
+    ) -> Self {
+        let mut usage = Self {
+            mounts: Vec::new(),
+            members: BTreeMap::new(),
+            swaps: BTreeSet::new(),
+            exe_dev,
+            unknown: None,
+        };
+        let mut unknown = Vec::new();
+        match mountinfo {
+            Err(e) => unknown.push(format!("the mount table (/proc/self/mountinfo) cannot be read: {e}")),
+            Ok(bytes) => match parse_mountinfo(&bytes) {
+                Err(BadTable(why)) => {
+                    unknown.push(format!("the mount table (/proc/self/mountinfo) is unusable: {why}"));
+                }
+                Ok(mounts) => usage.mounts = mounts,
+            },
+        }
+        // By what a mount stands on: a pool's datasets and a btrfs's subvolumes are traced once.
+        let mut traced: BTreeMap<Backing, Result<Option<Vec<String>>, String>> = BTreeMap::new();
+        for mount in &usage.mounts {
+            let key = backing(mount);
+            let members = match traced.get(&key) {
+                // An untraceable mount's reason names its own source: never shared.
+                Some(known) if key != Backing::Untraceable => known.clone(),
+                _ => {
+                    let found = match key {
+                        // A device number sysfs does not know leads to no disk either.
+                        Backing::Device((major, minor))
+                            if !tracer.sys.join(format!("dev/block/{major}:{minor}")).exists() =>
+                        {
+                            Err(format!("its device {major}:{minor} is not in sysfs"))
+                        }
+                        _ => tracer.members(mount),
+                    };
+                    traced.insert(key, found.clone());
+                    found
+                }
+            };
+            match members {
+                Ok(Some(names)) => {
+                    usage.members.insert(mount.dev, names);
+                }
+                Ok(None) => {}
+                // Only a system mount's disks matter here; the kernel's O_EXCL keeps
+                // any other mounted file system's disks from being opened for writing.
+                Err(why) if is_system_mount(&mount.mount_point) => {
+                    unknown.push(format!(
+                        "{} cannot be traced to its disks: {why}",
+                        mount.mount_point.display()
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        match swaps
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse_swaps(&b).map_err(|BadTable(why)| why))
+        {
+            Err(why) => unknown.push(format!("the swap table (/proc/swaps) is unusable: {why}")),
+            Ok(swaps) => {
+                for swap in swaps {
+                    // A swap partition is the device itself; a swap file lives on a file system.
+                    let dev = if swap.kind == "file" {
+                        dev_holding(&swap.path)
+                    } else {
+                        dev_of_node(&swap.path)
+                    };
+                    match dev {
+                        Some(dev) => {
+                            usage.swaps.insert(dev);
+                        }
+                        None => unknown.push(format!("the swap area {} cannot be found", swap.path.display())),
+                    }
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            usage.unknown = Some(unknown.join("; "));
+        }
+        usage
+    }
+
+    /// Whether `used` (a mount's, a swap area's or Graver's device number) is the
+    /// node `name` with device number `dev`, or an anonymous device standing on it.
+    fn stands_on(&self, used: (u32, u32), dev: Option<(u32, u32)>, name: &str) -> bool {
+        Some(used) == dev || self.members.get(&used).is_some_and(|m| m.iter().any(|n| n == name))
+    }
+
+    fn mount_points(&self, dev: Option<(u32, u32)>, name: &str) -> Vec<PathBuf> {
         self.mounts
             .iter()
-            .filter(|m| m.dev == dev)
+            .filter(|m| self.stands_on(m.dev, dev, name))
             .map(|m| m.mount_point.clone())
             .collect()
+    }
+
+    fn is_swap(&self, dev: Option<(u32, u32)>, name: &str) -> bool {
+        self.swaps.iter().any(|&s| self.stands_on(s, dev, name))
+    }
+
+    fn holds_exe(&self, dev: Option<(u32, u32)>, name: &str) -> bool {
+        self.exe_dev.is_some_and(|e| self.stands_on(e, dev, name))
     }
 }
 
@@ -82,12 +225,30 @@ fn holders(sys_block: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Why the disk at `dir` cannot be checked, when sysfs gives no device number for it,
+/// one of its partitions or a device stacked on them: mounts and swap on that node
+/// could not be matched, so it is never taken to hold none.
+fn unnumbered_node(sys_block: &Path, dir: &Path) -> Option<String> {
+    let mut nodes = vec![dir.to_path_buf()];
+    for part in partition_dirs(dir) {
+        nodes.push(part.clone());
+        holders(sys_block, &part, &mut nodes);
+    }
+    holders(sys_block, dir, &mut nodes);
+    let node = nodes.iter().find(|n| sys_dev(n).is_none())?;
+    let name = node
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(format!("sysfs gives no device number for {name}"))
+}
+
 /// Why the block device at `dir` (named `name`) is part of the running system, if it is.
 fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Option<String> {
     let mut stack = vec![dir.to_path_buf()];
     holders(sys_block, dir, &mut stack);
     for node in &stack {
-        let Some(dev) = sys_dev(node) else { continue };
+        let dev = sys_dev(node);
         let shown = node
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -97,15 +258,15 @@ fn system_reason(sys_block: &Path, dir: &Path, name: &str, usage: &Usage) -> Opt
         } else {
             format!(" through {shown}")
         };
-        for mount_point in usage.mount_points(dev) {
-            if SYSTEM_MOUNTS.iter().any(|s| Path::new(s) == mount_point) {
+        for mount_point in usage.mount_points(dev, &shown) {
+            if is_system_mount(&mount_point) {
                 return Some(format!("{} is mounted from {name}{via}", mount_point.display()));
             }
         }
-        if usage.swaps.contains(&dev) {
+        if usage.is_swap(dev, &shown) {
             return Some(format!("{name}{via} is in use as swap"));
         }
-        if usage.exe_dev == Some(dev) {
+        if usage.holds_exe(dev, &shown) {
             return Some(format!("Graver itself runs from {name}{via}"));
         }
     }
@@ -193,8 +354,8 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
     let mut system = None;
     // A disk formatted without a partition table (a "superfloppy", or an ISO) is mounted whole.
     let whole_dev = sys_dev(&dir);
-    let whole_mounts = whole_dev.map(|d| usage.mount_points(d)).unwrap_or_default();
-    let whole_swap = whole_dev.is_some_and(|d| usage.swaps.contains(&d));
+    let whole_mounts = usage.mount_points(whole_dev, name);
+    let whole_swap = usage.is_swap(whole_dev, name);
     if !whole_mounts.is_empty() || whole_swap {
         partitions.push(Partition {
             path: Path::new("/dev").join(name),
@@ -213,11 +374,12 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         partitions.push(Partition {
             path: Path::new("/dev").join(&part_name),
             size: sectors_to_bytes(&part_dir),
-            mount_points: dev.map(|d| usage.mount_points(d)).unwrap_or_default(),
-            swap: dev.is_some_and(|d| usage.swaps.contains(&d)),
+            mount_points: usage.mount_points(dev, &part_name),
+            swap: usage.is_swap(dev, &part_name),
         });
     }
     let system = system.or_else(|| system_reason(sys_block, &dir, name, usage));
+    let unknown = usage.unknown.clone().or_else(|| unnumbered_node(sys_block, &dir));
     Some(Drive {
         path: Path::new("/dev").join(name),
         name: name.to_owned(),
@@ -232,6 +394,7 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         physical_block_size: block("physical_block_size"),
         partitions,
         system,
+        unknown,
     })
 }
 
@@ -304,8 +467,15 @@ fn disk_of_sys_dir(dir: &Path, depth: u32) -> Option<String> {
 }
 
 pub(crate) fn drive_holding(path: &Path) -> Option<String> {
-    let dev = std::fs::metadata(path).ok()?.dev();
-    disk_of_dev((libc::major(dev), libc::minor(dev)))
+    let dev = dev_holding(path)?;
+    if dev.0 != 0 {
+        return disk_of_dev(dev);
+    }
+    // An anonymous device (btrfs, ZFS, bcachefs): the disk under its first traced member.
+    let usage = Usage::read();
+    let member = usage.members.get(&dev)?.first()?;
+    let dir = std::fs::canonicalize(Path::new("/sys/class/block").join(member)).ok()?;
+    disk_of_sys_dir(&dir, 0)
 }
 
 /// Who holds `paths` open, and who works under `mount_points`: "bash (pid 412), vim (pid 977)".
@@ -357,15 +527,35 @@ pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
                 .filter_map(|d| d.file_name().map(|n| Path::new("/dev").join(n))),
         )
         .collect();
-    let devs: BTreeSet<(u32, u32)> = node_paths.iter().filter_map(|p| dev_of_node(p)).collect();
+    let nodes: Vec<(Option<(u32, u32)>, String)> = node_paths
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (dev_of_node(p), name)
+        })
+        .collect();
     // Read the mounts afresh: the list the user chose from may be seconds old.
     let usage = Usage::read();
+    if let Some(why) = &usage.unknown {
+        return Err(io_error(
+            &drive.path,
+            io::Error::other(format!(
+                "Graver cannot tell whether the running system uses this drive ({why}), so it does not touch it"
+            )),
+        ));
+    }
     let mut mount_points: Vec<PathBuf> = usage
         .mounts
         .iter()
-        .filter(|m| devs.contains(&m.dev))
+        .filter(|m| nodes.iter().any(|(dev, name)| usage.stands_on(m.dev, *dev, name)))
         .map(|m| m.mount_point.clone())
         .collect();
+    // A file system may be mounted several times (btrfs subvolumes, bind mounts).
+    mount_points.sort();
+    mount_points.dedup();
     // Deepest first, so nested mounts come off before their parents.
     mount_points.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
     for mount_point in &mount_points {
@@ -590,12 +780,15 @@ mod tests {
     fn fake_usage() -> Usage {
         Usage {
             mounts: parse_mountinfo(
-                "27 1 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n\
+                b"27 1 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n\
                  28 27 8:1 / /boot/efi rw - vfat /dev/sda1 rw\n\
                  35 27 8:17 / /media/user/STICK rw - vfat /dev/sdb1 rw\n",
-            ),
+            )
+            .unwrap(),
+            members: BTreeMap::new(),
             swaps: BTreeSet::new(),
             exe_dev: None,
+            unknown: None,
         }
     }
 
@@ -652,5 +845,380 @@ mod tests {
         let sda = read_drive(&sys_block, "sda", &usage, &BTreeMap::new()).unwrap();
         assert_eq!(sda.system.as_deref(), Some("sda1 is in use as swap"));
         assert!(sda.partitions[0].swap);
+    }
+
+    /// A small `/sys` and `/dev` in a temporary folder: four disks (a SATA system
+    /// disk `sda` with three partitions, USB sticks `sdb`, `sdc` and `sdd` with one
+    /// each), to which each test adds its stacked devices and btrfs file systems.
+    struct FakeTree {
+        root: tempfile::TempDir,
+    }
+
+    impl FakeTree {
+        fn new() -> Self {
+            let tree = Self {
+                root: tempfile::tempdir().unwrap(),
+            };
+            let sata = "devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block";
+            tree.disk(sata, "sda", 0, &["sda1", "sda2", "sda3"]);
+            for (i, name) in ["sdb", "sdc", "sdd"].into_iter().enumerate() {
+                let usb = format!(
+                    "devices/pci0000:00/0000:00:14.0/usb2/2-{i}/2-{i}:1.0/host{i}/target{i}:0:0/{i}:0:0:0/block"
+                );
+                tree.disk(&usb, name, 16 * (i as u32 + 1), &[&format!("{name}1")]);
+            }
+            tree
+        }
+
+        fn sys(&self) -> PathBuf {
+            self.root.path().join("sys")
+        }
+
+        fn dev(&self) -> PathBuf {
+            self.root.path().join("dev")
+        }
+
+        fn write(&self, rel: &str, text: &str) {
+            let path = self.sys().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, format!("{text}\n")).unwrap();
+        }
+
+        fn link(&self, target: &Path, link: &Path) {
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, link).unwrap();
+        }
+
+        /// A device known to sysfs by name, with a node in `/dev`.
+        fn register(&self, name: &str, dir: &str, dev: &str) {
+            self.write(&format!("{dir}/dev"), dev);
+            self.link(&self.sys().join(dir), &self.sys().join("class/block").join(name));
+            self.link(&self.sys().join(dir), &self.sys().join("dev/block").join(dev));
+            std::fs::create_dir_all(self.dev()).unwrap();
+            std::fs::write(self.dev().join(name), "").unwrap();
+        }
+
+        fn disk(&self, parent: &str, name: &str, major_minor: u32, parts: &[&str]) {
+            let dir = format!("{parent}/{name}");
+            self.register(name, &dir, &format!("8:{major_minor}"));
+            self.write(&format!("{dir}/size"), "62521344");
+            self.write(&format!("{dir}/removable"), if name == "sda" { "0" } else { "1" });
+            self.write(&format!("{dir}/ro"), "0");
+            self.link(&self.sys().join(&dir), &self.sys().join("block").join(name));
+            for (i, part) in parts.iter().enumerate() {
+                let part_dir = format!("{dir}/{part}");
+                self.register(part, &part_dir, &format!("8:{}", major_minor + 1 + i as u32));
+                self.write(&format!("{part_dir}/partition"), &(i + 1).to_string());
+                self.write(&format!("{part_dir}/size"), "1048576");
+            }
+        }
+
+        /// A device-mapper or RAID device `name` stacked on `under`, as sysfs links them.
+        fn stack(&self, name: &str, dev: &str, under: &[&str]) {
+            let dir = format!("devices/virtual/block/{name}");
+            self.register(name, &dir, dev);
+            self.write(&format!("{dir}/size"), "1048576");
+            self.link(&self.sys().join(&dir), &self.sys().join("block").join(name));
+            for lower in under {
+                let lower_dir = std::fs::canonicalize(self.sys().join("class/block").join(lower)).unwrap();
+                self.link(&lower_dir, &self.sys().join(&dir).join("slaves").join(lower));
+                self.link(&self.sys().join(&dir), &lower_dir.join("holders").join(name));
+            }
+        }
+
+        /// A btrfs file system with these member devices.
+        fn btrfs(&self, uuid: &str, members: &[&str]) {
+            for member in members {
+                let dir = std::fs::canonicalize(self.sys().join("class/block").join(member)).unwrap();
+                self.link(
+                    &dir,
+                    &self.sys().join("fs/btrfs").join(uuid).join("devices").join(member),
+                );
+            }
+        }
+
+        /// A `/dev` alias (`mapper/vg-root`, `disk/by-id/…`) of the node `name`.
+        fn alias(&self, alias: &str, name: &str) {
+            self.link(&self.dev().join(name), &self.dev().join(alias));
+        }
+
+        /// The drives, given a mount table and what `zpool status -P` says of each pool.
+        fn drives(&self, mountinfo: io::Result<Vec<u8>>, zpool: &dyn Fn(&str) -> Option<String>) -> Vec<Drive> {
+            let (sys, dev) = (self.sys(), self.dev());
+            let tracer = Tracer {
+                sys: &sys,
+                dev: &dev,
+                zpool_status: zpool,
+            };
+            let swaps = Ok(b"Filename\tType\tSize\tUsed\tPriority\n".to_vec());
+            let usage = Usage::from_tables(mountinfo, swaps, None, &tracer);
+            let sys_block = sys.join("block");
+            block_names(&sys_block)
+                .iter()
+                .filter_map(|n| read_drive(&sys_block, n, &usage, &BTreeMap::new()))
+                .collect()
+        }
+    }
+
+    fn fixture(name: &str) -> io::Result<Vec<u8>> {
+        Ok(crate::os::linux_parse::tests::fixture(name))
+    }
+
+    fn no_zfs(_: &str) -> Option<String> {
+        None
+    }
+
+    /// Each drive's name with its system reason, "-" when it is not system; unknown drives fail the test.
+    fn system_of(drives: &[Drive]) -> Vec<(String, String)> {
+        drives
+            .iter()
+            .map(|d| {
+                assert_eq!(d.unknown, None, "{} should be known", d.name);
+                (d.name.clone(), d.system.clone().unwrap_or_else(|| "-".into()))
+            })
+            .collect()
+    }
+
+    fn expect(rows: &[(&str, &str)]) -> Vec<(String, String)> {
+        rows.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    }
+
+    #[test]
+    fn btrfs_root_on_an_anonymous_device_is_traced_to_its_disk() {
+        let tree = FakeTree::new();
+        tree.btrfs("4f1c2a9e-0d7b-4c55-9a0e-3b8d2f6c1e77", &["sda2"]);
+        let drives = tree.drives(fixture("btrfs-single.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/ is mounted from sda2"),
+                ("sdb", "-"),
+                ("sdc", "-"),
+                ("sdd", "-")
+            ])
+        );
+        // Both subvolumes show as mounted from the partition.
+        assert_eq!(
+            drives[0].partitions[1].mount_points,
+            [PathBuf::from("/"), PathBuf::from("/home")]
+        );
+    }
+
+    #[test]
+    fn a_btrfs_root_btrfs_does_not_list_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("btrfs-single.mountinfo"), &no_zfs);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert!(
+                why.starts_with("/ cannot be traced to its disks: btrfs does not list sda2"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_member_of_a_multi_device_btrfs_home_is_system() {
+        let tree = FakeTree::new();
+        tree.btrfs("9a0e3b8d-2f6c-1e77-4f1c-2a9e0d7b4c55", &["sdb1", "sdc1"]);
+        let drives = tree.drives(fixture("btrfs-multi.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/boot/efi is mounted from sda1"),
+                ("sdb", "/home is mounted from sdb1"),
+                ("sdc", "/home is mounted from sdc1"),
+                ("sdd", "-"),
+            ])
+        );
+    }
+
+    #[test]
+    fn btrfs_on_dm_crypt_is_traced_through_the_mapping() {
+        let tree = FakeTree::new();
+        tree.stack("dm-0", "253:0", &["sdc1"]);
+        tree.alias("mapper/luks-home", "dm-0");
+        tree.btrfs("2a9e0d7b-4c55-9a0e-3b8d-2f6c1e774f1c", &["dm-0"]);
+        let mountinfo = b"21 1 8:2 / / rw - ext4 /dev/sda2 rw\n22 21 0:36 /@home /home rw - btrfs /dev/mapper/luks-home rw,subvol=/@home\n";
+        let drives = tree.drives(Ok(mountinfo.to_vec()), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/ is mounted from sda2"),
+                ("sdb", "-"),
+                ("sdc", "/home is mounted from sdc1 through dm-0"),
+                ("sdd", "-"),
+            ])
+        );
+    }
+
+    #[test]
+    fn zfs_root_pool_members_are_system_from_zpool_status() {
+        let tree = FakeTree::new();
+        tree.alias("disk/by-id/ata-Samsung_SSD_870-part3", "sda3");
+        let status = String::from_utf8(fixture("zpool-status-rpool.txt").unwrap()).unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let zpool = |pool: &str| {
+            asked.borrow_mut().push(pool.to_owned());
+            (pool == "rpool").then(|| status.clone())
+        };
+        let drives = tree.drives(fixture("zfs.mountinfo"), &zpool);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                // /boot/efi on sda1 is found first; sda3 is a member as well.
+                ("sda", "/boot/efi is mounted from sda1"),
+                ("sdb", "/ is mounted from sdb1"),
+                ("sdc", "/ is mounted from sdc1"),
+                ("sdd", "-"),
+            ])
+        );
+        assert_eq!(
+            drives[0].partitions[2].mount_points,
+            [PathBuf::from("/"), PathBuf::from("/home")]
+        );
+        // Each pool is asked once; the data pool "tank" cannot be traced, which only matters for system mounts.
+        assert_eq!(*asked.borrow(), ["rpool", "tank"]);
+    }
+
+    #[test]
+    fn a_zfs_root_that_cannot_be_traced_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("zfs.mountinfo"), &no_zfs);
+        assert_eq!(drives.len(), 4);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert!(
+                why.contains("/ cannot be traced to its disks: the devices of ZFS pool rpool cannot be read"),
+                "{why}"
+            );
+            assert!(why.contains("/home cannot be traced"), "{why}");
+            assert!(!why.contains("tank"), "a data pool is not the system's: {why}");
+        }
+    }
+
+    #[test]
+    fn bcachefs_members_from_the_source_are_system_and_a_missing_one_is_unknown() {
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("bcachefs.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "-"),
+                ("sdb", "/ is mounted from sdb1"),
+                ("sdc", "/ is mounted from sdc1"),
+                ("sdd", "-"),
+            ])
+        );
+        let drives = tree.drives(fixture("bcachefs-missing-member.mountinfo"), &no_zfs);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert!(why.contains("/dev/sdz1 is not a block device Graver can find"), "{why}");
+        }
+    }
+
+    #[test]
+    fn root_on_lvm_on_dm_crypt_on_md_raid_marks_every_raid_member() {
+        let tree = FakeTree::new();
+        tree.stack("md0", "9:0", &["sdb1", "sdc1"]);
+        tree.stack("dm-0", "253:0", &["md0"]);
+        tree.stack("dm-1", "253:1", &["dm-0"]);
+        tree.alias("mapper/vg-root", "dm-1");
+        let drives = tree.drives(fixture("lvm-md-crypt.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "-"),
+                ("sdb", "/ is mounted from sdb1 through dm-1"),
+                ("sdc", "/ is mounted from sdc1 through dm-1"),
+                ("sdd", "-"),
+            ])
+        );
+    }
+
+    #[test]
+    fn odd_mount_point_names_hide_nothing_and_deviceless_mounts_change_nothing() {
+        use std::os::unix::ffi::OsStrExt;
+        let tree = FakeTree::new();
+        let drives = tree.drives(fixture("non-utf8.mountinfo"), &no_zfs);
+        assert_eq!(
+            system_of(&drives),
+            expect(&[
+                ("sda", "/ is mounted from sda2"),
+                ("sdb", "-"),
+                ("sdc", "-"),
+                ("sdd", "-")
+            ])
+        );
+        let stick = &drives[1].partitions[0];
+        assert_eq!(stick.mount_points.len(), 1);
+        assert_eq!(
+            stick.mount_points[0].as_os_str().as_bytes(),
+            b"/media/user/\xff\xfe stick"
+        );
+        // JSON shows the name lossily rather than failing the whole listing.
+        let json = serde_json::to_string(&drives[1]).unwrap();
+        assert!(json.contains("/media/user/\u{fffd}\u{fffd} stick"), "{json}");
+    }
+
+    #[test]
+    fn a_node_without_a_device_number_makes_its_drive_unknown() {
+        let tree = FakeTree::new();
+        tree.stack("dm-0", "253:0", &["sdc1"]);
+        std::fs::remove_file(tree.sys().join("devices/virtual/block/dm-0/dev")).unwrap();
+        let drives = tree.drives(Ok(b"21 1 8:2 / / rw - ext4 /dev/sda2 rw\n".to_vec()), &no_zfs);
+        let unknown: Vec<(&str, Option<&str>)> =
+            drives.iter().map(|d| (d.name.as_str(), d.unknown.as_deref())).collect();
+        assert_eq!(
+            unknown,
+            [
+                ("sda", None),
+                ("sdb", None),
+                ("sdc", Some("sysfs gives no device number for dm-0")),
+                ("sdd", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_system_mount_on_a_device_sysfs_does_not_know_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let mountinfo = b"21 1 259:3 / / rw - ext4 /dev/nvme0n1p3 rw\n22 21 8:17 / /mnt rw - vfat /dev/sdb1 rw\n";
+        let drives = tree.drives(Ok(mountinfo.to_vec()), &no_zfs);
+        for drive in &drives {
+            let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+            assert_eq!(why, "/ cannot be traced to its disks: its device 259:3 is not in sysfs");
+        }
+    }
+
+    #[test]
+    fn a_mount_table_that_cannot_be_read_or_parsed_makes_every_drive_unknown() {
+        let tree = FakeTree::new();
+        let unreadable = Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        for (table, says) in [
+            (unreadable, "the mount table (/proc/self/mountinfo) cannot be read"),
+            (fixture("garbage.mountinfo"), "is unusable: line 2 of the mount table"),
+            (Ok(Vec::new()), "is unusable: the mount table is empty"),
+        ] {
+            let drives = tree.drives(table, &no_zfs);
+            assert_eq!(drives.len(), 4);
+            for drive in &drives {
+                let why = drive.unknown.as_deref().unwrap_or_else(|| panic!("{drive:?}"));
+                assert!(why.contains(says), "{why}");
+                let verdict = crate::judge(
+                    drive,
+                    None,
+                    crate::Consent {
+                        unsafe_mode: true,
+                        typed_name: Some(&drive.name),
+                        warnings_confirmed: true,
+                    },
+                );
+                assert!(
+                    matches!(verdict, crate::Verdict::Refused(crate::Refusal::Forbidden(_))),
+                    "{verdict:?}"
+                );
+            }
+        }
     }
 }

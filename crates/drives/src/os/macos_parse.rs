@@ -458,6 +458,7 @@ pub(crate) fn to_drive(
         physical_block_size: block_size,
         partitions,
         system: system.get(&name).cloned(),
+        unknown: None,
         name,
     }
 }

@@ -108,6 +108,7 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
             physical_block_size: physical_sector(&handle).unwrap_or(logical),
             partitions: partitions.remove(&disk).unwrap_or_default(),
             system: windows_map::system_reason(disk, &holders),
+            unknown: None,
         });
     }
     Ok(drives)
