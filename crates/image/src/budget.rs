@@ -71,29 +71,16 @@ fn available_memory() -> Option<u64> {
     let mut system = sysinfo::System::new();
     system.refresh_memory();
     let machine = Some(system.available_memory()).filter(|&bytes| bytes > 0);
-    match (machine, cgroup_headroom()) {
+    match (machine, crate::os::cgroup_headroom()) {
         (Some(machine), Some(cgroup)) => Some(machine.min(cgroup)),
         (machine, cgroup) => machine.or(cgroup),
     }
 }
 
-/// What the cgroup v2 limits (`memory.max` less `memory.current`) leave to this process,
-/// the tightest of its cgroup and every parent. sysinfo reads only the root's.
-#[cfg(target_os = "linux")]
-fn cgroup_headroom() -> Option<u64> {
-    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    cgroup_headroom_from(&membership, |file| std::fs::read_to_string(file).ok())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn cgroup_headroom() -> Option<u64> {
-    None
-}
-
 /// The tightest headroom along the cgroup v2 path named in `membership` (the text of
 /// `/proc/self/cgroup`), reading each cgroup's files through `read`.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn cgroup_headroom_from(membership: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+pub(crate) fn cgroup_headroom_from(membership: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
     let path = membership.lines().find_map(|line| line.strip_prefix("0::"))?;
     let mut tightest: Option<u64> = None;
     let mut current = path.trim_end_matches('/');

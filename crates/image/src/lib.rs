@@ -100,6 +100,7 @@ mod format;
 mod hashing;
 pub mod human;
 mod image;
+mod os;
 mod probe;
 mod reader;
 mod xz;
