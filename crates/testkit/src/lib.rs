@@ -7,7 +7,8 @@
 //! [`sweep_stale`] clears what a killed run left behind. Everything lives in
 //! `/dev/shm` (RAM) under one name scheme, `graver-test-<pid>-…`, so CI can check that
 //! no run leaves anything there. [`Rng`] makes the same pseudo-random content for the
-//! worker's and the end-to-end tests.
+//! worker's and the end-to-end tests. [`replay_fuzz_corpus`] runs what `fuzz/` keeps
+//! as an ordinary test.
 //!
 //! A stick that fails is a `FaultyDrive` (Linux only): a loop device over a file this
 //! process serves over FUSE, which fails writes, reads or syncs in chosen places,
@@ -20,10 +21,12 @@
 
 #[cfg(target_os = "linux")]
 mod faulty_drive;
+mod fuzz_corpus;
 mod loop_device;
 
 #[cfg(target_os = "linux")]
 pub use faulty_drive::*;
+pub use fuzz_corpus::{FuzzTarget, replay as replay_fuzz_corpus};
 pub use loop_device::*;
 
 /// Whether this process runs as root (loop devices need it). Always false off Unix.
