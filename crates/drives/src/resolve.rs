@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Drive;
+use crate::{Drive, DriveError, Identity};
 
 /// What a path is before any drive list is consulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,36 @@ pub fn resolve<'a>(drives: &'a [Drive], path: &Path) -> Resolved<'a> {
         None => Resolved::Unlisted {
             present: crate::os::has_medium(&real),
         },
+    }
+}
+
+/// The listed drive at `path`, provided it is still the drive the user chose: the one
+/// with `identity`. A job names its drive by both, so a path that has come to name
+/// another drive (a stick swapped while the administrator prompt was open, a loop
+/// device re-attached to another file) is refused rather than written.
+///
+/// # Errors
+/// [`DriveError::NotFound`] when nothing is at `path` any more,
+/// [`DriveError::NotWritable`] when `path` is no listed whole drive, and
+/// [`DriveError::Changed`] when it is another drive than the one chosen.
+pub fn chosen<'a>(drives: &'a [Drive], path: &Path, identity: &Identity) -> Result<&'a Drive, DriveError> {
+    match resolve(drives, path) {
+        Resolved::Drive(drive) => same_drive(drive, path, identity),
+        Resolved::Unlisted { present: false } => Err(DriveError::NotFound(path.to_path_buf())),
+        Resolved::Partition(_) | Resolved::Unlisted { present: true } | Resolved::File => {
+            Err(DriveError::NotWritable {
+                path: path.to_path_buf(),
+                kind: "not a whole drive in the list of drives",
+            })
+        }
+    }
+}
+
+fn same_drive<'a>(drive: &'a Drive, path: &Path, identity: &Identity) -> Result<&'a Drive, DriveError> {
+    if drive.identity == *identity {
+        Ok(drive)
+    } else {
+        Err(DriveError::Changed(path.to_path_buf()))
     }
 }
 
@@ -153,6 +183,12 @@ mod tests {
                 })
                 .collect(),
             system: None,
+            identity: crate::Identity {
+                sequence: Some(9),
+                media: None,
+                serial: None,
+                size: 16_000_000_000,
+            },
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 use graver_client::Launch;
-use graver_drives::{Bus, Drive, Partition};
+use graver_drives::{Bus, Drive, Identity, Partition};
 use graver_image::ImageSize;
 use graver_writer::protocol::{Eject, JobResult, Outcome, TargetResult};
 use graver_writer::{DeviceProgress, ErrorKind, Phase, Progress};
@@ -107,6 +107,12 @@ fn stick(name: &str, size: u64) -> Drive {
             swap: false,
         }],
         system: None,
+        identity: Identity {
+            sequence: Some(name.bytes().map(u64::from).sum()),
+            media: None,
+            serial: Some(format!("serial-{name}")),
+            size,
+        },
     }
 }
 
@@ -125,6 +131,12 @@ fn system_disk() -> Drive {
         physical_block_size: 512,
         partitions: Vec::new(),
         system: Some("/ is mounted from nvme0n1p2".into()),
+        identity: Identity {
+            sequence: Some(1),
+            media: None,
+            serial: Some("S6B0NL0W".into()),
+            size: 1_000_204_886_016,
+        },
     }
 }
 
