@@ -526,3 +526,26 @@ fn snapshots_of_each_step() {
     harness.run_steps(2);
     harness.snapshot_options("6-failed", &snapshot_options());
 }
+
+/// The window keeps its choice by identity: a drive that left is dropped for good, and
+/// another drive under the same name (a stick swapped, a loop device re-attached) is
+/// never chosen in its place, nor is any drive that arrives.
+#[test]
+fn the_choice_follows_the_drive_not_its_name() {
+    let mut app = app_with(None, Launch::InProcess, vec![stick("sdb", 16_000_000_000)]);
+    let first = app.drives[0].clone();
+    app.selected.push(first.identity.clone());
+    assert_eq!(app.chosen_drives(), [&first]);
+
+    let mut swapped = stick("sdb", 16_000_000_000);
+    swapped.identity.sequence = first.identity.sequence.map(|s| s + 1);
+    app.set_drives(vec![swapped, stick("sdc", 8_000_000_000)]);
+    assert!(app.chosen_drives().is_empty(), "another drive named sdb was chosen");
+
+    app.set_drives(vec![first.clone()]);
+    assert!(app.chosen_drives().is_empty(), "a drive that left came back chosen");
+
+    app.selected.push(first.identity.clone());
+    app.set_drives(vec![first.clone(), stick("sdd", 8_000_000_000)]);
+    assert_eq!(app.chosen_drives(), [&first], "a new drive changed the choice");
+}
