@@ -135,7 +135,12 @@ fn empty_directory_and_missing_images() {
     for (image, reason) in [(&empty, "empty"), (&folder, "directory"), (&missing, "no such file")] {
         let out = run(write_to(image, &device.dev).arg("--yes"));
         out.expect_code(3).expect_stderr(reason);
-        let out = run(graver().arg("verify").arg(image).arg("--against").arg(&device.dev));
+        let out = run(graver()
+            .arg("verify")
+            .arg(image)
+            .arg("--against")
+            .arg(&device.dev)
+            .arg("--yes"));
         out.expect_code(3).expect_stderr(reason);
     }
     device.assert_all_zeros("bad input must not touch the device");

@@ -81,25 +81,42 @@ fn verify_finds_a_changed_byte() {
     let device = Loop::new(64 * MIB);
     let xz = fx.file("xz");
     run(write_to(&xz, &device.dev).args(["--yes", "--no-verify"])).expect_code(0);
-    run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev)).expect_code(0);
+    // A loop device is not removable: reading it back needs that warning confirmed too.
+    run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev))
+        .expect_code(4)
+        .expect_stderr("not a removable drive");
+    run(graver()
+        .arg("verify")
+        .arg(&xz)
+        .arg("--against")
+        .arg(&device.dev)
+        .arg("--yes"))
+    .expect_code(0);
     let out = run(graver()
         .arg("verify")
         .arg(&xz)
         .arg("--against")
         .arg(&device.dev)
+        .arg("--yes")
         .arg("--json"));
     out.expect_code(0);
     assert_eq!(out.result()["ok"], true, "{out}");
 
     let offset = 5 * MIB + 7;
     device.flip_byte(offset);
-    let out = run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev));
+    let out = run(graver()
+        .arg("verify")
+        .arg(&xz)
+        .arg("--against")
+        .arg(&device.dev)
+        .arg("--yes"));
     out.expect_code(6).expect_stderr("5242887");
     let out = run(graver()
         .arg("verify")
         .arg(&xz)
         .arg("--against")
         .arg(&device.dev)
+        .arg("--yes")
         .arg("--json"));
     out.expect_code(6);
     let result = out.result();
@@ -137,7 +154,13 @@ fn writes_an_image_as_large_as_a_device_that_is_not_whole_4096_byte_blocks() {
         let devices = result_targets(&result);
         assert_eq!(devices[0]["verified"], true, "{out}");
         assert_cmp(&raw, &device.dev, capacity);
-        run(graver().arg("verify").arg(image).arg("--against").arg(&device.dev)).expect_code(0);
+        run(graver()
+            .arg("verify")
+            .arg(image)
+            .arg("--against")
+            .arg(&device.dev)
+            .arg("--yes"))
+        .expect_code(0);
     }
 }
 

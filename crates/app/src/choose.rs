@@ -1,20 +1,32 @@
 //! Turning `--to PATH` into a target the user really means, under the safety policy.
 
 use std::io::{BufRead as _, Write as _};
-use std::path::PathBuf;
 
-use graver_drives::{Ask, Consent, Drive, ImageFacts, PathKind, Refusal, Resolved, Verdict, judge, path_kind, resolve};
+use graver_drives::{
+    Ask, Consent, Drive, Hazard, ImageFacts, PathKind, Refusal, Resolved, Severity, Verdict, classify, judge,
+    path_kind, resolve,
+};
 use graver_image::Image;
+use graver_writer::protocol::JobTarget;
 
-use crate::cli::WriteArgs;
+use crate::cli::{VerifyArgs, WriteArgs};
 use crate::exit::Exit;
 
 /// The targets the user confirmed, for the writer job.
 pub struct Chosen {
-    /// Drives (by their listed path) and files, in the order given.
-    pub targets: Vec<PathBuf>,
-    /// Names of system drives the user typed in unsafe mode.
-    pub unsafe_names: Vec<String>,
+    /// Drives (by their listed path and identity, with what the user confirmed) and
+    /// files, in the order given.
+    pub targets: Vec<JobTarget>,
+}
+
+/// The warnings the policy asks the user to confirm for `drive`: what the job carries
+/// once the user confirmed them (`--yes`, the question, or the window's dialog).
+pub fn warnings_of(drive: &Drive, facts: Option<&ImageFacts>) -> Vec<Hazard> {
+    classify(drive, facts)
+        .iter()
+        .filter(|f| f.hazard.severity() == Severity::Confirm)
+        .map(|f| f.hazard)
+        .collect()
 }
 
 /// Why a target was not chosen: the exit code and the sentence to print.
@@ -38,10 +50,7 @@ fn yes(answer: &str) -> bool {
 /// must be asked. Paths that are no device are file targets. Nothing is opened:
 /// the writer re-checks everything itself.
 pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
-    let mut chosen = Chosen {
-        targets: Vec::new(),
-        unsafe_names: Vec::new(),
-    };
+    let mut chosen = Chosen { targets: Vec::new() };
     let any_device = args.to.iter().any(|p| path_kind(p) == PathKind::Device);
     let drives = if any_device {
         graver_drives::list().map_err(|e| (Exit::from(&e), e.to_string()))?
@@ -57,7 +66,7 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
                     let e = graver_drives::DriveError::FileExists(path.clone());
                     return Err((Exit::from(&e), e.to_string()));
                 }
-                chosen.targets.push(path.clone());
+                chosen.targets.push(JobTarget::file(path.clone()));
                 continue;
             }
             Resolved::Drive(drive) => drive,
@@ -92,8 +101,11 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
             && let Some(Ask::TypeName(system)) = asks.first()
         {
             eprintln!("WARNING: {system}");
-            typed = ask(&format!("Type the drive's name ({}) to erase it anyway: ", drive.name));
-            consent.typed_name = Some(&typed);
+            typed = Some(ask(&format!(
+                "Type the drive's name ({}) to erase it anyway: ",
+                drive.name
+            )));
+            consent.typed_name = typed.as_deref();
             verdict = judge(drive, Some(&facts), consent);
         }
         let warnings = match verdict {
@@ -107,16 +119,61 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
                 .collect(),
             Verdict::Allowed => Vec::new(),
         };
+        let mut target = JobTarget::drive(drive, warnings_of(drive, Some(&facts)));
         if drive.system.is_some() {
-            chosen.unsafe_names.push(drive.name.clone());
+            target.typed_name = consent.typed_name.map(str::to_owned);
         }
-        chosen.targets.push(drive.path.clone());
+        chosen.targets.push(target);
         picked.push((drive, warnings));
     }
     if !picked.is_empty() && !args.yes {
         confirm(image, &picked)?;
     }
     Ok(chosen)
+}
+
+/// The target of `graver verify`: a file, or a listed drive with its identity and the
+/// consent the policy asks for reading it (`--yes`, and `--unsafe --confirm-name` for a
+/// system drive), which the writer checks again.
+pub fn verify_target(args: &VerifyArgs) -> Result<JobTarget, NotChosen> {
+    let path = &args.against;
+    if path_kind(path) == PathKind::File {
+        return Ok(JobTarget::file(path.clone()));
+    }
+    let drives = graver_drives::list().map_err(|e| (Exit::from(&e), e.to_string()))?;
+    let Resolved::Drive(drive) = resolve(&drives, path) else {
+        return Err((
+            Exit::Refused,
+            format!(
+                "{}: not a whole drive Graver can read (see `graver list --all`)",
+                path.display()
+            ),
+        ));
+    };
+    let consent = Consent {
+        unsafe_mode: args.unsafe_mode,
+        typed_name: args.confirm_name.as_deref(),
+        warnings_confirmed: args.yes,
+    };
+    match judge(drive, None, consent) {
+        Verdict::Allowed => {}
+        Verdict::Refused(refusal) => return Err((Exit::Refused, refused(drive, &refusal))),
+        Verdict::Ask(asks) => {
+            let said: Vec<String> = asks
+                .into_iter()
+                .map(|a| match a {
+                    Ask::Confirm(warning) => format!("{warning} Pass --yes to read it anyway."),
+                    Ask::TypeName(system) => format!("{system} Give its name with --confirm-name to read it."),
+                })
+                .collect();
+            return Err((Exit::Refused, format!("{}: {}", drive.path.display(), said.join(" "))));
+        }
+    }
+    let mut target = JobTarget::drive(drive, warnings_of(drive, None));
+    if drive.system.is_some() {
+        target.typed_name.clone_from(&args.confirm_name);
+    }
+    Ok(target)
 }
 
 /// The CLI's wording of a refusal: what to pass to go on, where anything can.

@@ -107,6 +107,16 @@ pub struct VerifyArgs {
     /// The drive or file to compare with the image.
     #[arg(long = "against", value_name = "DEVICE")]
     pub against: PathBuf,
+    /// Confirm the drive's warnings (not removable, large) without being asked: the
+    /// writer reads such a drive only with them confirmed.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Allow reading a system drive; its name must then be given with --confirm-name.
+    #[arg(long = "unsafe")]
+    pub unsafe_mode: bool,
+    /// The name of the system drive being read in --unsafe mode (e.g. sda).
+    #[arg(long, value_name = "NAME", requires = "unsafe_mode")]
+    pub confirm_name: Option<String>,
     /// Print one JSON object per line on stdout (progress, then the result).
     #[arg(long)]
     pub json: bool,

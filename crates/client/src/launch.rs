@@ -41,16 +41,33 @@ pub fn has_device_rights() -> bool {
     os::has_device_rights()
 }
 
+/// The worker's first argument: its mode. On Linux each mode is its own polkit
+/// action (`packaging/linux/org.graver.writer.policy`), the unsafe one asking for the
+/// administrator's password every time.
+pub fn worker_mode(unsafe_mode: bool) -> &'static str {
+    if unsafe_mode { "--serve-unsafe" } else { "--serve" }
+}
+
 /// The worker's arguments for a launch with `token`, speaking on its standard streams.
-pub fn worker_args(token: &str) -> Vec<String> {
-    vec!["--token".into(), token.into()]
+pub fn worker_args(token: &str, unsafe_mode: bool) -> Vec<String> {
+    vec![worker_mode(unsafe_mode).into(), "--token".into(), token.into()]
+}
+
+/// Whether `command` needs a worker in unsafe mode: it names a system drive, with the
+/// name the user typed. The worker still checks that the name is that drive's.
+fn needs_unsafe_mode(command: &Command) -> bool {
+    match command {
+        Command::Write(job) => job.targets.iter().any(|t| t.typed_name.is_some()),
+        Command::Verify(job) => job.target.typed_name.is_some(),
+        Command::Cancel => false,
+    }
 }
 
 fn targets_are_files(command: &Command) -> bool {
     let is_file = |p: &Path| graver_drives::path_kind(p) == graver_drives::PathKind::File;
     match command {
-        Command::Write(job) => job.targets.iter().all(|t| is_file(t)),
-        Command::Verify(job) => is_file(&job.target),
+        Command::Write(job) => job.targets.iter().all(|t| is_file(&t.path)),
+        Command::Verify(job) => is_file(&job.target.path),
         Command::Cancel => true,
     }
 }
@@ -141,27 +158,34 @@ fn describe_exit(status: std::process::ExitStatus, said: String) -> WorkerExit {
 }
 
 pub(crate) fn start(launch: &Launch, command: &Command, token: &str) -> Result<Connection, LaunchError> {
+    let unsafe_mode = needs_unsafe_mode(command);
     match launch {
-        Launch::InProcess => in_process(token),
-        Launch::Subprocess { worker } => subprocess(worker, token),
+        Launch::InProcess => in_process(token, unsafe_mode),
+        Launch::Subprocess { worker } => subprocess(worker, token, unsafe_mode),
         Launch::Auto { worker } => {
             if targets_are_files(command) || has_device_rights() {
-                in_process(token)
+                in_process(token, unsafe_mode)
             } else {
-                os::launch_elevated(worker, token)
+                os::launch_elevated(worker, token, unsafe_mode)
             }
         }
     }
 }
 
-fn in_process(token: &str) -> Result<Connection, LaunchError> {
+/// A worker thread with this process's rights; `unsafe_mode` as the user asked, since
+/// such a front end could open any drive itself anyway.
+fn in_process(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
     let (req_rx, req_tx) = io::pipe().map_err(LaunchError::Pipe)?;
     let (resp_rx, resp_tx) = io::pipe().map_err(LaunchError::Pipe)?;
     let token = token.to_owned();
     let thread = std::thread::Builder::new()
         .name("graver-worker".into())
         .spawn(move || {
-            let _ = serve(req_rx, resp_tx, &token, Policy { allow_files: true });
+            let policy = Policy {
+                allow_files: true,
+                unsafe_mode,
+            };
+            let _ = serve(req_rx, resp_tx, &token, policy);
         })
         .map_err(LaunchError::Thread)?;
     Ok(Connection {
@@ -172,10 +196,10 @@ fn in_process(token: &str) -> Result<Connection, LaunchError> {
     })
 }
 
-/// Starts `worker --token TOKEN` as a child speaking on its stdin and stdout.
-fn subprocess(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
+/// Starts `worker --serve --token TOKEN` as a child speaking on its stdin and stdout.
+fn subprocess(worker: &Path, token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
     spawn_child(
-        std::process::Command::new(worker).args(worker_args(token)),
+        std::process::Command::new(worker).args(worker_args(token, unsafe_mode)),
         "subprocess",
     )
 }

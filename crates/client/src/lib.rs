@@ -25,7 +25,7 @@ mod os;
 pub use crate::error::{LaunchError, WorkerExit};
 use crate::launch::{Connection, start};
 pub use crate::launch::{
-    LINUX_WORKER_PATH, has_device_rights, installed_worker, worker_args, worker_beside_current_exe,
+    LINUX_WORKER_PATH, has_device_rights, installed_worker, worker_args, worker_beside_current_exe, worker_mode,
 };
 
 /// What the front end asks for.

@@ -17,9 +17,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use graver_client::{Client, Command, Event, Launch};
+use graver_drives::{Drive, Hazard, Resolved, Severity};
 use graver_testkit::{LoopDevice as Loop, Rng, is_root, scratch, sweep_stale};
 use graver_writer::Phase;
-use graver_writer::protocol::{Outcome, WriteJob};
+use graver_writer::protocol::{JobTarget, Outcome, VerifyJob, WriteJob};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
@@ -123,13 +124,36 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 // Helpers: driving the worker
 // ---------------------------------------------------------------------------
 
+/// The warnings the policy asks to be confirmed for `drive`: what `--yes` confirms.
+fn warnings(drive: &Drive) -> Vec<Hazard> {
+    graver_drives::classify(drive, None)
+        .iter()
+        .filter(|f| f.hazard.severity() == Severity::Confirm)
+        .map(|f| f.hazard)
+        .collect()
+}
+
+/// `path` as the CLI sends it with `--yes`: a listed drive by its identity, with each
+/// of its warnings confirmed (loop devices are not removable, so the worker asks for
+/// that one); anything else by its path alone.
+fn job_target(path: &Path) -> JobTarget {
+    let drives = graver_drives::list().unwrap();
+    match graver_drives::resolve(&drives, path) {
+        Resolved::Drive(drive) => JobTarget {
+            path: path.to_path_buf(),
+            ..JobTarget::drive(drive, warnings(drive))
+        },
+        _ => JobTarget::file(path),
+    }
+}
+
+/// A job for `targets` with `--yes`: every warning confirmed, no name typed.
 fn write_job(image: &Path, targets: &[&Path]) -> WriteJob {
     WriteJob {
         image: image.to_path_buf(),
-        targets: targets.iter().map(|t| t.to_path_buf()).collect(),
+        targets: targets.iter().map(|t| job_target(t)).collect(),
         verify: true,
         eject: false,
-        unsafe_names: Vec::new(),
         overwrite: false,
         sha256: true,
     }
@@ -144,8 +168,13 @@ fn is_terminal(event: &Event) -> bool {
 
 /// Runs one job on a fresh client and returns every event, the terminal one last.
 fn run_job(launch: Launch, job: WriteJob) -> Vec<Event> {
+    run_command(launch, Command::Write(job))
+}
+
+/// Runs one command on a fresh client and returns every event, the terminal one last.
+fn run_command(launch: Launch, command: Command) -> Vec<Event> {
     let client = Client::spawn(launch);
-    client.commands.send(Command::Write(job)).unwrap();
+    client.commands.send(command).unwrap();
     let mut events = Vec::new();
     loop {
         let event = client
@@ -403,12 +432,12 @@ fn a_drive_that_looks_like_the_system_drive_needs_unsafe_mode() {
     std::os::unix::fs::symlink(&lo.dev, &link).unwrap();
     let events = run_job(launch(), write_job(&image, &[&link]));
     assert_job_refused(&events, &["system drive"]);
-    // Another drive's name typed to confirm does not unlock this one.
-    let job = WriteJob {
-        unsafe_names: vec!["sda".into(), format!("{}p1", lo.name())],
-        ..write_job(&image, &[&lo.dev])
-    };
-    assert_job_refused(&run_job(launch(), job), &["system drive"]);
+    // Another drive's name typed to confirm does not unlock this one (and asks for unsafe mode).
+    for typed in ["sda".to_owned(), format!("{}p1", lo.name())] {
+        let mut job = write_job(&image, &[&lo.dev]);
+        job.targets[0].typed_name = Some(typed);
+        assert_job_refused(&run_job(launch(), job), &["does not match"]);
+    }
     assert!(outside(&lo) == disk_before, "a refused system drive was written");
     let mounts = Process::new("findmnt").arg("-rn").arg(lo.partition()).output().unwrap();
     assert!(
@@ -416,14 +445,113 @@ fn a_drive_that_looks_like_the_system_drive_needs_unsafe_mode() {
         "the namespace's mount leaked into the host"
     );
 
-    // In unsafe mode with its exact name, it is unmounted (in that namespace only) and written.
-    let job = WriteJob {
-        unsafe_names: vec![lo.name()],
-        ..write_job(&image, &[&lo.dev])
+    // A client that sends the drive's own name but starts the worker in its normal mode
+    // (`--serve`, the polkit action whose password is kept) does not get it written or read.
+    let normal_mode = script(
+        dir.path(),
+        "normal-mode.sh",
+        &format!("shift; exec {} --serve \"$@\"", sh_quote(&wrapper)),
+    );
+    let forged = || Launch::Subprocess {
+        worker: normal_mode.clone(),
     };
+    let mut job = write_job(&image, &[&lo.dev]);
+    job.targets[0].typed_name = Some(lo.name());
+    assert_job_refused(&run_job(forged(), job), &["system drive"]);
+    let mut verify = VerifyJob {
+        image: image.clone(),
+        target: job_target(&lo.dev),
+    };
+    verify.target.typed_name = Some(lo.name());
+    assert_job_refused(
+        &run_command(forged(), Command::Verify(verify.clone())),
+        &["system drive"],
+    );
+    // Nor does a Verify without the name, in either mode.
+    verify.target.typed_name = None;
+    assert_job_refused(
+        &run_command(forged(), Command::Verify(verify.clone())),
+        &["system drive"],
+    );
+    assert!(outside(&lo) == disk_before, "a refused system drive was written");
+
+    // In unsafe mode with its exact name, it is unmounted (in that namespace only) and written.
+    let mut job = write_job(&image, &[&lo.dev]);
+    job.targets[0].typed_name = Some(lo.name());
     let events = run_job(launch(), job);
     let outcomes = outcomes(&events);
     assert_holds_image(&outcomes[0].1, &lo, &image);
+}
+
+/// Detaches a loop device this test attached by hand, also when the test fails.
+struct Attached(PathBuf);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let _ = Process::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_loop_device_re_attached_to_another_file_after_listing_is_refused() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 8, IMAGE_LEN, IMAGE_LEN);
+    // The same size (only the disk sequence number tells them apart), and larger, as in the report.
+    for other_len in [16 * MIB, 64 * MIB] {
+        let mut chosen = Loop::new(16 * MIB);
+        // What the front end sends: the drive as the user chose it, warnings confirmed.
+        let job = write_job(&image, &[&chosen.dev]);
+        let node = chosen.dev.clone();
+        chosen.detach();
+        let other = dir.path().join(format!("other-{other_len}.img"));
+        File::create(&other).unwrap().set_len(other_len).unwrap();
+        check(Process::new("losetup").arg(&node).arg(&other));
+        let _attached = Attached(node.clone());
+
+        let events = run_job(subprocess(), job);
+        assert_job_refused(&events, &["the drive changed since you chose it"]);
+        assert!(
+            is_all_zeros(&other),
+            "{other_len}: the drive now at {} was written",
+            node.display()
+        );
+        assert!(
+            is_all_zeros(&chosen.backing),
+            "{other_len}: the chosen drive's file was written"
+        );
+    }
+}
+
+#[test]
+fn a_non_removable_drive_is_written_only_with_its_warning_confirmed() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 9, IMAGE_LEN, IMAGE_LEN);
+    let lo = Loop::new(16 * MIB);
+    // Loop devices are not removable: the policy's confirmation tier.
+    let mut job = write_job(&image, &[&lo.dev]);
+    assert_eq!(job.targets[0].confirmed, [Hazard::NonRemovable]);
+    job.targets[0].confirmed.clear();
+    assert_job_refused(&run_job(subprocess(), job.clone()), &["not a removable drive"]);
+    // A confirmation of another warning is not this one's.
+    job.targets[0].confirmed = vec![Hazard::Large];
+    assert_job_refused(&run_job(subprocess(), job.clone()), &["not a removable drive"]);
+    // Nor is a Verify read without it.
+    let mut verify = VerifyJob {
+        image: image.clone(),
+        target: job_target(&lo.dev),
+    };
+    verify.target.confirmed.clear();
+    assert_job_refused(
+        &run_command(subprocess(), Command::Verify(verify)),
+        &["not a removable drive"],
+    );
+    assert!(is_all_zeros(&lo.backing), "an unconfirmed drive was written");
+    // With it, the same job writes.
+    job.targets[0].confirmed = vec![Hazard::NonRemovable];
+    let events = run_job(subprocess(), job);
+    assert_holds_image(&outcomes(&events)[0].1, &lo, &image);
 }
 
 // ---------------------------------------------------------------------------

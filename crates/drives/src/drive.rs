@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a drive is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +54,27 @@ pub struct Partition {
     pub swap: bool,
 }
 
+/// What tells one plugged-in drive from every other, now and later: a job names its
+/// target by this, so a path that names another drive by the time the job runs (a
+/// stick swapped during the administrator prompt, a loop device re-attached to another
+/// file) is refused. A bus path or a card reader's id names a port or a reader, not
+/// the medium in it, so neither is part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// A number the OS gives this attachment of the medium. Linux: the disk sequence
+    /// number, new on every plug, media change and loop attach. Windows: the device
+    /// number (`IOCTL_STORAGE_GET_DEVICE_NUMBER`).
+    pub sequence: Option<u64>,
+    /// The medium's own identity where the OS has one (macOS: media UUID, or the
+    /// device tree path when there is none).
+    pub media: Option<String>,
+    /// The drive's serial number, where it reports one.
+    pub serial: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// A whole-disk device that an image can be written to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Drive {
@@ -87,6 +108,8 @@ pub struct Drive {
     /// (the mount table could not be read, or a system file system could not be traced
     /// to its disks). The policy refuses such a drive.
     pub unknown: Option<String>,
+    /// What tells this drive from any other that may later have its path.
+    pub identity: Identity,
 }
 
 /// Paths as JSON strings, with bytes that are not UTF-8 shown as U+FFFD: serde's own

@@ -3,7 +3,7 @@
 //! window and the privileged worker all ask [`judge`]; nothing else decides whether a
 //! drive may be written.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use crate::Drive;
 pub const LARGE_DRIVE_BYTES: u64 = 128_000_000_000;
 
 /// A reason to refuse or question writing to a drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hazard {
     /// Graver cannot tell whether it holds the running system (the mount table could
@@ -323,6 +323,12 @@ mod tests {
             }],
             system: None,
             unknown: None,
+            identity: crate::Identity {
+                sequence: Some(9),
+                media: None,
+                serial: None,
+                size: 16_000_000_000,
+            },
         }
     }
 

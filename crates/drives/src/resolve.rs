@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Drive;
+use crate::{Drive, DriveError, Identity};
 
 /// What a path is before any drive list is consulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,41 @@ pub fn resolve<'a>(drives: &'a [Drive], path: &Path) -> Resolved<'a> {
         None => Resolved::Unlisted {
             present: crate::os::has_medium(&real),
         },
+    }
+}
+
+/// The listed drive at `path`, provided it is still the drive the user chose: the one
+/// with `identity`. A job names its drive by both, so a path that has come to name
+/// another drive (a stick swapped while the administrator prompt was open, a loop
+/// device re-attached to another file) is refused rather than written.
+///
+/// # Errors
+/// [`DriveError::NotFound`] when nothing is at `path` any more,
+/// [`DriveError::NotWritable`] when `path` is no listed whole drive, and
+/// [`DriveError::Changed`] when it is another drive than the one chosen.
+pub fn chosen<'a>(drives: &'a [Drive], path: &Path, identity: &Identity) -> Result<&'a Drive, DriveError> {
+    decide(resolve(drives, path), path, identity)
+}
+
+/// [`chosen`]'s decision, once `path` is resolved.
+fn decide<'a>(resolved: Resolved<'a>, path: &Path, identity: &Identity) -> Result<&'a Drive, DriveError> {
+    match resolved {
+        Resolved::Drive(drive) => same_drive(drive, path, identity),
+        Resolved::Unlisted { present: false } => Err(DriveError::NotFound(path.to_path_buf())),
+        Resolved::Partition(_) | Resolved::Unlisted { present: true } | Resolved::File => {
+            Err(DriveError::NotWritable {
+                path: path.to_path_buf(),
+                kind: "not a whole drive in the list of drives",
+            })
+        }
+    }
+}
+
+fn same_drive<'a>(drive: &'a Drive, path: &Path, identity: &Identity) -> Result<&'a Drive, DriveError> {
+    if drive.identity == *identity {
+        Ok(drive)
+    } else {
+        Err(DriveError::Changed(path.to_path_buf()))
     }
 }
 
@@ -154,6 +189,12 @@ mod tests {
                 .collect(),
             system: None,
             unknown: None,
+            identity: crate::Identity {
+                sequence: Some(9),
+                media: None,
+                serial: None,
+                size: 16_000_000_000,
+            },
         }
     }
 
@@ -215,5 +256,175 @@ mod tests {
             resolve(&[], Path::new("/dev/sdzz")),
             Resolved::Unlisted { present: false }
         );
+    }
+
+    /// A simulated machine: drives come, go, change names and sizes between the moment
+    /// the user chooses one and the moment the worker looks again, the kernel numbering
+    /// every attachment (`diskseq`) as Linux does.
+    mod simulation {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// What happens between choosing and writing.
+        #[derive(Debug, Clone)]
+        enum Event {
+            /// A new medium is plugged in and takes the first free name.
+            Plug { size: u64, serial: Option<&'static str> },
+            /// A drive is pulled out.
+            Unplug(usize),
+            /// A drive is pulled out and plugged in again (a loop device re-attached):
+            /// the same medium, a new attachment, maybe another name.
+            Replug(usize),
+            /// A drive shows up under another free name, keeping its attachment.
+            Rename(usize),
+            /// Two drives trade names.
+            Swap(usize, usize),
+            /// A drive's size changes (a loop device's file grows, a card reader's card).
+            Resize(usize, u64),
+        }
+
+        /// A drive of the simulation: the medium behind it is known only to the test (in
+        /// `id`, which the decision never looks at).
+        #[derive(Debug, Clone)]
+        struct Machine {
+            drives: Vec<Drive>,
+            next_sequence: u64,
+            next_medium: u32,
+        }
+
+        // Few sizes and serials, so that different media often look alike in both.
+        const SIZES: [u64; 3] = [8_000_000_000, 16_000_000_000, 32_000_000_000];
+        const SERIALS: [Option<&str>; 3] = [None, Some("0000000000"), Some("AA00000000001234")];
+
+        impl Machine {
+            fn free_name(&self) -> String {
+                (b'a'..=b'z')
+                    .map(|c| format!("sd{}", char::from(c)))
+                    .find(|n| !self.drives.iter().any(|d| &d.name == n))
+                    .unwrap_or_else(|| "sdzz".into())
+            }
+
+            fn attach(&mut self, name: &str, medium: String, size: u64, serial: Option<String>) {
+                self.next_sequence += 1;
+                let mut d = drive(&format!("/dev/{name}"), name, &[]);
+                d.id = medium;
+                d.size = size;
+                d.identity = Identity {
+                    sequence: Some(self.next_sequence),
+                    media: None,
+                    serial,
+                    size,
+                };
+                self.drives.push(d);
+            }
+
+            fn plug(&mut self, size: u64, serial: Option<&str>) {
+                self.next_medium += 1;
+                let medium = format!("medium-{}", self.next_medium);
+                self.attach(&self.free_name(), medium, size, serial.map(str::to_owned));
+            }
+
+            fn index(&self, i: usize) -> Option<usize> {
+                (!self.drives.is_empty()).then(|| i % self.drives.len())
+            }
+
+            fn apply(&mut self, event: &Event) {
+                match *event {
+                    Event::Plug { size, serial } => self.plug(size, serial),
+                    Event::Unplug(i) => {
+                        if let Some(i) = self.index(i) {
+                            self.drives.remove(i);
+                        }
+                    }
+                    Event::Replug(i) => {
+                        if let Some(i) = self.index(i) {
+                            let gone = self.drives.remove(i);
+                            let name = self.free_name();
+                            self.attach(&name, gone.id, gone.size, gone.identity.serial);
+                        }
+                    }
+                    Event::Rename(i) => {
+                        if let Some(i) = self.index(i) {
+                            let name = self.free_name();
+                            let d = &mut self.drives[i];
+                            d.path = PathBuf::from(format!("/dev/{name}"));
+                            d.name = name;
+                        }
+                    }
+                    Event::Swap(i, j) => {
+                        if let (Some(i), Some(j)) = (self.index(i), self.index(j)) {
+                            let (a, b) = (self.drives[i].clone(), self.drives[j].clone());
+                            self.drives[i].path = b.path;
+                            self.drives[i].name = b.name;
+                            self.drives[j].path = a.path;
+                            self.drives[j].name = a.name;
+                        }
+                    }
+                    Event::Resize(i, size) => {
+                        if let Some(i) = self.index(i) {
+                            self.drives[i].size = size;
+                            self.drives[i].identity.size = size;
+                        }
+                    }
+                }
+            }
+        }
+
+        fn event() -> impl Strategy<Value = Event> {
+            let size = prop::sample::select(SIZES.to_vec());
+            let serial = prop::sample::select(SERIALS.to_vec());
+            prop_oneof![
+                (size.clone(), serial).prop_map(|(size, serial)| Event::Plug { size, serial }),
+                any::<usize>().prop_map(Event::Unplug),
+                any::<usize>().prop_map(Event::Replug),
+                any::<usize>().prop_map(Event::Rename),
+                (any::<usize>(), any::<usize>()).prop_map(|(i, j)| Event::Swap(i, j)),
+                (any::<usize>(), size).prop_map(|(i, size)| Event::Resize(i, size)),
+            ]
+        }
+
+        proptest! {
+            // Thousands of histories; a failure is printed with its minimal case, not saved.
+            #![proptest_config(ProptestConfig {
+                cases: 5000,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// The job writes exactly the drive the user chose, or is refused; never another.
+            /// And it is refused only when the drive at that path is no longer the same
+            /// attachment of the same size.
+            #[test]
+            fn the_job_writes_the_chosen_drive_or_nothing(
+                plugged in prop::collection::vec((prop::sample::select(SIZES.to_vec()), prop::sample::select(SERIALS.to_vec())), 1..6),
+                choice in any::<usize>(),
+                events in prop::collection::vec(event(), 0..12),
+            ) {
+                let mut machine = Machine { drives: Vec::new(), next_sequence: 0, next_medium: 0 };
+                for (size, serial) in &plugged {
+                    machine.plug(*size, *serial);
+                }
+                let chosen = machine.drives[choice % machine.drives.len()].clone();
+                for event in &events {
+                    machine.apply(event);
+                }
+                let resolved = find(&machine.drives, &chosen.path).unwrap_or(Resolved::Unlisted { present: false });
+                let decided = decide(resolved, &chosen.path, &chosen.identity);
+                let unchanged = machine.drives.iter().any(|d| {
+                    d.path == chosen.path && d.id == chosen.id && d.identity == chosen.identity
+                });
+                match decided {
+                    Ok(written) => {
+                        prop_assert_eq!(&written.id, &chosen.id, "another medium would be written");
+                        prop_assert_eq!(&written.identity, &chosen.identity);
+                    }
+                    Err(e) => prop_assert!(!unchanged, "the unchanged chosen drive was refused: {e}"),
+                }
+                if events.is_empty() {
+                    prop_assert!(unchanged);
+                }
+            }
+        }
     }
 }

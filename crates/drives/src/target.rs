@@ -70,6 +70,13 @@ pub enum DriveError {
         /// What holds it and what to do, e.g. "/media/stick is in use by bash (pid 412); close it and try again".
         detail: String,
     },
+    /// The path names another drive than the one the user chose: it was unplugged,
+    /// swapped, resized or (a loop device) re-attached since it was listed.
+    #[error(
+        "{}: the drive changed since you chose it (unplugged, swapped or re-attached); nothing was written, choose it again",
+        .0.display()
+    )]
+    Changed(PathBuf),
     /// Opening raw devices needs rights the process does not have.
     #[error("{}: permission denied; writing to a drive needs administrator rights", .0.display())]
     PermissionDenied(PathBuf),
@@ -123,6 +130,26 @@ impl Target {
             block_size: block_size.max(MIN_BLOCK_SIZE).next_power_of_two(),
             ejecting: false,
             _guard: None,
+        }
+    }
+
+    /// Whether the open device is still the drive `identity` names: the same size and,
+    /// where the OS can tell from the open handle, the same attachment (Linux:
+    /// `BLKGETDISKSEQ`). Checked after opening, because the node may have been given to
+    /// another medium between listing and opening.
+    ///
+    /// # Errors
+    /// [`DriveError::Changed`] when it is another drive.
+    pub fn check_identity(&self, identity: &crate::Identity) -> Result<(), DriveError> {
+        let same_size = self.capacity == Some(identity.size);
+        let same_sequence = match (identity.sequence, crate::os::open_sequence(&self.file)) {
+            (Some(chosen), Some(open)) => chosen == open,
+            _ => true,
+        };
+        if same_size && same_sequence {
+            Ok(())
+        } else {
+            Err(DriveError::Changed(self.path.clone()))
         }
     }
 

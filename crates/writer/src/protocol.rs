@@ -18,29 +18,67 @@
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
+use graver_drives::{Drive, Hazard, Identity};
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrorKind, Progress};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// No message comes near this; a larger length prefix is garbage.
 pub const MAX_FRAME: usize = 1 << 20;
 
+/// One target of a job, as the user chose it: the worker writes (or reads) it only
+/// while `path` still names the drive with `drive`'s identity, and only with the
+/// consent the policy asks for that drive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobTarget {
+    /// The drive's path (or, for an unprivileged in-process worker, a file's).
+    pub path: PathBuf,
+    /// The identity of the drive the user chose; `None` for a file.
+    pub drive: Option<Identity>,
+    /// The warnings (large, not removable) the user was shown for this drive and confirmed.
+    pub confirmed: Vec<Hazard>,
+    /// The drive's name as the user typed it to confirm a system drive.
+    pub typed_name: Option<String>,
+}
+
+impl JobTarget {
+    /// A regular file target (in-process workers only): no drive, nothing to confirm.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            drive: None,
+            confirmed: Vec::new(),
+            typed_name: None,
+        }
+    }
+
+    /// The listed `drive`, with the warnings the user confirmed for it.
+    pub fn drive(drive: &Drive, confirmed: Vec<Hazard>) -> Self {
+        Self {
+            path: drive.path.clone(),
+            drive: Some(drive.identity.clone()),
+            confirmed,
+            typed_name: None,
+        }
+    }
+}
+
 /// A job that writes one image to one or more targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WriteJob {
     /// The image file.
     pub image: PathBuf,
     /// Whole drives (or, for an unprivileged in-process worker, files) to write.
-    pub targets: Vec<PathBuf>,
+    pub targets: Vec<JobTarget>,
     /// Read every target back and compare.
     pub verify: bool,
     /// Eject each target once written and verified.
     pub eject: bool,
-    /// Names of system drives the user typed to confirm, in unsafe mode; empty otherwise.
-    pub unsafe_names: Vec<String>,
     /// Allow truncating an existing regular file (in-process workers only).
     pub overwrite: bool,
     /// Compute the image's SHA-256 while writing.
@@ -49,11 +87,12 @@ pub struct WriteJob {
 
 /// A job that compares a target with an image without writing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyJob {
     /// The image file.
     pub image: PathBuf,
     /// The drive or file to compare.
-    pub target: PathBuf,
+    pub target: JobTarget,
 }
 
 /// Front end → worker.
@@ -291,10 +330,32 @@ mod tests {
     fn write_job() -> WriteJob {
         WriteJob {
             image: "/home/user/nixos.iso.xz".into(),
-            targets: vec!["/dev/sdb".into(), "/dev/sdc".into()],
+            targets: vec![
+                JobTarget {
+                    path: "/dev/sdb".into(),
+                    drive: Some(Identity {
+                        sequence: Some(41),
+                        media: None,
+                        serial: Some("4C530001231122115085".into()),
+                        size: 16_008_609_792,
+                    }),
+                    confirmed: Vec::new(),
+                    typed_name: None,
+                },
+                JobTarget {
+                    path: "/dev/sda".into(),
+                    drive: Some(Identity {
+                        sequence: Some(1),
+                        media: None,
+                        serial: None,
+                        size: 500_107_862_016,
+                    }),
+                    confirmed: vec![Hazard::Large, Hazard::NonRemovable],
+                    typed_name: Some("sda".into()),
+                },
+            ],
             verify: true,
             eject: true,
-            unsafe_names: Vec::new(),
             overwrite: false,
             sha256: false,
         }
@@ -317,7 +378,17 @@ mod tests {
                 "verify",
                 Request::Verify(VerifyJob {
                     image: "/home/user/nixos.iso".into(),
-                    target: "/dev/sdb".into(),
+                    target: JobTarget {
+                        path: "/dev/disk4".into(),
+                        drive: Some(Identity {
+                            sequence: None,
+                            media: Some("6F1A2C3D-0000-4000-8000-00000000ABCD".into()),
+                            serial: None,
+                            size: 31_914_983_424,
+                        }),
+                        confirmed: Vec::new(),
+                        typed_name: None,
+                    },
                 }),
             ),
             ("cancel", Request::Cancel),
@@ -471,6 +542,16 @@ mod tests {
         let unknown = br#"{"type":"format_disk"}"#;
         let mut frame = u32::try_from(unknown.len()).unwrap().to_le_bytes().to_vec();
         frame.extend_from_slice(unknown);
+        assert_eq!(
+            read_frame::<Request>(&mut frame.as_slice()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+
+        // A version-3 job, whose client vouched for system drives by name alone: its
+        // field is unknown now, and the job is refused rather than read without it.
+        let old = br#"{"type":"write","image":"/i","targets":[],"verify":true,"eject":false,"unsafe_names":["sda"],"overwrite":false,"sha256":false}"#;
+        let mut frame = u32::try_from(old.len()).unwrap().to_le_bytes().to_vec();
+        frame.extend_from_slice(old);
         assert_eq!(
             read_frame::<Request>(&mut frame.as_slice()).unwrap_err().kind(),
             io::ErrorKind::InvalidData

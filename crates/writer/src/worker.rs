@@ -6,13 +6,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use graver_drives::{Access, Consent, Drive, ImageFacts, PathKind, Refusal, Resolved, Target, Verdict};
+use graver_drives::{
+    Access, Ask, Consent, Drive, DriveError, ImageFacts, PathKind, Refusal, Resolved, Severity, Target, Verdict,
+};
 use graver_image::Image;
 
 use crate::os::as_invoking_user;
 use crate::protocol::{
-    Eject, JobResult, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob, read_frame,
-    write_frame,
+    Eject, JobResult, JobTarget, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob,
+    read_frame, write_frame,
 };
 use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
 
@@ -22,6 +24,10 @@ pub struct Policy {
     /// Accept regular files as targets. Only a worker running with the user's own
     /// rights (in-process) may: a privileged one would let the user overwrite any file.
     pub allow_files: bool,
+    /// Unsafe mode: system drives may be written (and read), each only with its name
+    /// typed. A privileged worker is in it only when started so (`--serve-unsafe`, which
+    /// its own administrator prompt allows); an in-process one when the user asked (`--unsafe`).
+    pub unsafe_mode: bool,
 }
 
 /// Why a worker stopped serving.
@@ -161,57 +167,88 @@ struct Checked {
     drive: Option<Drive>,
 }
 
+/// The listed drive `target` chose, provided it is still that drive and the job
+/// carries the consent the policy asks for it, in this worker's mode: what the front
+/// end says is only taken as the user's answers, never as the policy's outcome.
+/// `facts` is `None` for a job that reads the drive only.
+fn consented<'a>(
+    target: &JobTarget,
+    drives: &'a [Drive],
+    facts: Option<&ImageFacts>,
+    policy: Policy,
+) -> Result<&'a Drive, String> {
+    let shown = target.path.display();
+    let Some(identity) = &target.drive else {
+        return Err(match graver_drives::resolve(drives, &target.path) {
+            Resolved::Unlisted { present: false } => format!("{shown}: no such drive; was it unplugged?"),
+            Resolved::Drive(_) => format!("{shown}: the job does not say which drive the user chose; nothing was done"),
+            Resolved::Partition(_) | Resolved::Unlisted { present: true } | Resolved::File => format!(
+                "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
+            ),
+        });
+    };
+    let drive = graver_drives::chosen(drives, &target.path, identity).map_err(|e| match e {
+        DriveError::NotFound(_) => format!("{shown}: no such drive; was it unplugged?"),
+        other => other.to_string(),
+    })?;
+    // Each warning the policy has for this drive must have been shown and confirmed.
+    let warnings_confirmed = graver_drives::classify(drive, facts)
+        .iter()
+        .filter(|f| f.hazard.severity() == Severity::Confirm)
+        .all(|f| target.confirmed.contains(&f.hazard));
+    let consent = Consent {
+        unsafe_mode: policy.unsafe_mode,
+        typed_name: target.typed_name.as_deref(),
+        warnings_confirmed,
+    };
+    match graver_drives::judge(drive, facts, consent) {
+        Verdict::Allowed => Ok(drive),
+        Verdict::Refused(Refusal::Forbidden(why)) => Err(why),
+        Verdict::Refused(Refusal::SystemDrive(why)) => Err(format!(
+            "{why} Only a writer started in unsafe mode (`--unsafe`, with its own administrator prompt) touches it, and only with the drive's name typed."
+        )),
+        Verdict::Refused(Refusal::NameMismatch { expected }) => Err(format!(
+            "{shown}: the name typed does not match {expected}; nothing was done"
+        )),
+        Verdict::Ask(asks) => Err(asks
+            .iter()
+            .map(|ask| match ask {
+                Ask::TypeName(why) => format!("{why} Its name was not typed to confirm; nothing was done."),
+                Ask::Confirm(warning) => {
+                    format!("{warning} The user did not confirm this warning for this drive; nothing was done.")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")),
+    }
+}
+
 /// Re-checks one target against a fresh drive list, as if the front end had said nothing.
 fn check_target(
-    path: &Path,
+    job_target: &JobTarget,
     drives: &[Drive],
     facts: &ImageFacts,
     job: &WriteJob,
     policy: Policy,
 ) -> Result<Checked, String> {
-    let shown = path.display();
-    let drive = match graver_drives::resolve(drives, path) {
-        Resolved::File => {
-            if !policy.allow_files {
-                return Err(format!(
-                    "{shown} is not a whole drive: the privileged writer writes only to drives it finds itself"
-                ));
-            }
-            let access = Access::Write {
-                overwrite_file: job.overwrite,
-            };
-            let target = graver_drives::open_target(path, access).map_err(|e| e.to_string())?;
-            return Ok(Checked { target, drive: None });
-        }
-        Resolved::Unlisted { present: false } => return Err(format!("{shown}: no such drive; was it unplugged?")),
-        Resolved::Partition(_) | Resolved::Unlisted { present: true } => {
+    let path = &job_target.path;
+    if graver_drives::resolve(drives, path) == Resolved::File && job_target.drive.is_none() {
+        if !policy.allow_files {
             return Err(format!(
-                "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
+                "{} is not a whole drive: the privileged writer writes only to drives it finds itself",
+                path.display()
             ));
         }
-        Resolved::Drive(drive) => drive,
-    };
-    // The front end names a system drive only once the user turned unsafe mode on and
-    // typed its name; it asked for every warning to be confirmed before sending the job.
-    let named = job.unsafe_names.contains(&drive.name);
-    let consent = Consent {
-        unsafe_mode: named,
-        typed_name: named.then_some(drive.name.as_str()),
-        warnings_confirmed: true,
-    };
-    match graver_drives::judge(drive, Some(facts), consent) {
-        Verdict::Allowed => {}
-        Verdict::Refused(Refusal::Forbidden(why)) => return Err(why),
-        Verdict::Refused(Refusal::SystemDrive(why)) => {
-            return Err(format!(
-                "{why} Writing it needs unsafe mode and the drive's name typed to confirm."
-            ));
-        }
-        Verdict::Refused(Refusal::NameMismatch { .. }) | Verdict::Ask(_) => {
-            return Err(format!("{shown}: the write was not confirmed"));
-        }
+        let access = Access::Write {
+            overwrite_file: job.overwrite,
+        };
+        let target = graver_drives::open_target(path, access).map_err(|e| e.to_string())?;
+        return Ok(Checked { target, drive: None });
     }
+    let drive = consented(job_target, drives, Some(facts), policy)?;
     let mut target = graver_drives::prepare(drive).map_err(|e| e.to_string())?;
+    // The node may have gone to another medium between listing and opening.
+    target.check_identity(&drive.identity).map_err(|e| e.to_string())?;
     target.set_ejecting(job.eject);
     Ok(Checked {
         target,
@@ -308,7 +345,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
     }
     let mut outcomes = outcomes.into_iter();
     let mut targets = Vec::new();
-    for (path, check) in job.targets.iter().zip(checked) {
+    for (job_target, check) in job.targets.iter().zip(checked) {
         let (outcome, warning, drive) = match check {
             Err(reason) => (Outcome::Refused { reason }, None, None),
             Ok(checked) => {
@@ -332,7 +369,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
             _ => None,
         };
         targets.push(TargetResult {
-            target: path.clone(),
+            target: job_target.path.clone(),
             outcome,
             ejected,
             warning,
@@ -346,38 +383,42 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
     })
 }
 
+/// Opens a Verify job's target for reading, through the same checks as a write: a
+/// drive's mismatch offset tells what it holds, so reading one needs the same consent.
+fn open_for_verify(job_target: &JobTarget, policy: Policy) -> Result<Target, String> {
+    let path = &job_target.path;
+    let drives = match graver_drives::path_kind(path) {
+        PathKind::Device => graver_drives::list().map_err(|e| e.to_string())?,
+        PathKind::File => Vec::new(),
+    };
+    if graver_drives::resolve(&drives, path) == Resolved::File && job_target.drive.is_none() {
+        if !policy.allow_files {
+            return Err(format!("{} is not a whole drive", path.display()));
+        }
+        return graver_drives::open_target(path, Access::Read).map_err(|e| e.to_string());
+    }
+    let drive = consented(job_target, &drives, None, policy)?;
+    let target = graver_drives::open_target(&drive.path, Access::Read).map_err(|e| e.to_string())?;
+    target.check_identity(&drive.identity).map_err(|e| e.to_string())?;
+    Ok(target)
+}
+
 fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>, cancel: &CancelToken) -> Response {
     let started = Instant::now();
     let image = match open_image(&job.image) {
         Ok(image) => image,
         Err(response) => return response,
     };
-    let drives = match graver_drives::path_kind(&job.target) {
-        PathKind::Device => graver_drives::list().unwrap_or_default(),
-        PathKind::File => Vec::new(),
-    };
-    let refusal = match graver_drives::resolve(&drives, &job.target) {
-        Resolved::Drive(_) => None,
-        Resolved::File if policy.allow_files => None,
-        Resolved::File => Some("is not a whole drive"),
-        _ => Some("is not a whole drive in the list of drives"),
-    };
-    if let Some(refusal) = refusal {
-        return Response::JobFailed {
-            kind: ErrorKind::Refused,
-            message: format!("{} {refusal}", job.target.display()),
-        };
-    }
-    let real = std::fs::canonicalize(&job.target).unwrap_or_else(|_| job.target.clone());
-    let mut target = match graver_drives::open_target(&real, Access::Read) {
+    let target = match open_for_verify(&job.target, policy) {
         Ok(target) => target,
-        Err(e) => {
+        Err(message) => {
             return Response::JobFailed {
                 kind: ErrorKind::Refused,
-                message: e.to_string(),
+                message,
             };
         }
     };
+    let mut target = target;
     let forward = |p: &crate::Progress| {
         if send(out, &Response::Progress(p.clone())).is_err() {
             cancel.cancel();
@@ -390,7 +431,7 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
                 sha256: None,
                 elapsed_secs: started.elapsed().as_secs_f64(),
                 targets: vec![TargetResult {
-                    target: job.target.clone(),
+                    target: job.target.path.clone(),
                     outcome: Outcome::Verified,
                     ejected: None,
                     warning: None,
@@ -408,7 +449,7 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
         sha256: None,
         elapsed_secs: started.elapsed().as_secs_f64(),
         targets: vec![TargetResult {
-            target: job.target.clone(),
+            target: job.target.path.clone(),
             outcome,
             ejected: None,
             warning: None,

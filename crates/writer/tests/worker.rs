@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use graver_testkit::Rng;
-use graver_writer::protocol::{PROTOCOL_VERSION, Request, Response, WriteJob, read_frame, write_frame};
+use graver_writer::protocol::{JobTarget, PROTOCOL_VERSION, Request, Response, WriteJob, read_frame, write_frame};
 
 /// The longest any single wait may take before the test calls it a hang.
 const HANG_GUARD: Duration = Duration::from_secs(30);
@@ -35,10 +35,9 @@ fn make_image(dir: &Path, name: &str, seed: u64, random: u64, len: u64) -> PathB
 fn write_job(image: &Path, targets: &[&Path]) -> WriteJob {
     WriteJob {
         image: image.to_path_buf(),
-        targets: targets.iter().map(|t| t.to_path_buf()).collect(),
+        targets: targets.iter().map(|t| JobTarget::file(*t)).collect(),
         verify: true,
         eject: false,
-        unsafe_names: Vec::new(),
         overwrite: false,
         sha256: true,
     }
@@ -58,7 +57,7 @@ struct Raw {
 impl Raw {
     fn spawn(token: &str) -> Self {
         let mut child = Process::new(worker())
-            .args(["--token", token])
+            .args(["--serve", "--token", token])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -222,4 +221,36 @@ fn protocol_violations_end_the_worker_and_write_nothing() {
     expect_fatal(&mut raw, "hello", "second hello");
 
     assert!(!target.exists(), "a rejected session created {}", target.display());
+}
+
+/// pkexec tells the two polkit actions apart by the first argument alone, so the
+/// worker serves nobody who starts it with any other: not even with a valid token.
+#[test]
+fn only_the_two_modes_are_accepted_as_first_argument() {
+    let token = "00112233445566778899aabbccddeeff";
+    for args in [
+        vec!["--token", token],
+        vec!["--token", token, "--serve"],
+        vec!["--serve-safe", "--token", token],
+        vec!["--SERVE", "--token", token],
+        vec!["", "--serve", "--token", token],
+    ] {
+        let output = Process::new(worker())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: the worker answered");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--serve or --serve-unsafe"), "{args:?}: {stderr}");
+    }
+    for mode in ["--serve", "--serve-unsafe"] {
+        let output = Process::new(worker())
+            .args([mode, "--token", token])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{mode}: a closed input is a clean end");
+    }
 }

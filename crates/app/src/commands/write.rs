@@ -93,7 +93,7 @@ pub fn write(args: &WriteArgs) -> Exit {
     };
     let published = find_checksum(image.path());
     if !args.json {
-        let targets: Vec<String> = chosen.targets.iter().map(|t| t.display().to_string()).collect();
+        let targets: Vec<String> = chosen.targets.iter().map(|t| t.path.display().to_string()).collect();
         eprintln!("Writing {} to {}", describe_image(&image), targets.join(", "));
     }
     let job = WriteJob {
@@ -101,7 +101,6 @@ pub fn write(args: &WriteArgs) -> Exit {
         targets: chosen.targets,
         verify: !args.no_verify,
         eject: args.eject,
-        unsafe_names: chosen.unsafe_names,
         overwrite: args.overwrite,
         sha256: args.sha256 || published.is_some(),
     };
@@ -262,9 +261,13 @@ pub fn verify(args: &VerifyArgs) -> Exit {
         Ok(image) => image,
         Err(exit) => return exit,
     };
+    let target = match crate::choose::verify_target(args) {
+        Ok(target) => target,
+        Err((exit, message)) => return fail(args.json, exit, &message),
+    };
     let job = VerifyJob {
         image: image.path().to_path_buf(),
-        target: args.against.clone(),
+        target,
     };
     let result = match run_job(Command::Verify(job), args.json) {
         Event::Finished(result) => result,

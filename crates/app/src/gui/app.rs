@@ -1,14 +1,13 @@
 //! The window's state and how background events change it.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use graver_client::{Client, Command, Event, Launch};
-use graver_drives::{Consent, Drive, Finding, ImageFacts, Refusal, Verdict};
+use graver_drives::{Consent, Drive, Finding, Identity, ImageFacts, Refusal, Verdict};
 use graver_image::{ChecksumVerdict, Image, ImageDigests, PublishedChecksum};
-use graver_writer::protocol::{JobResult, WriteJob};
+use graver_writer::protocol::{JobResult, JobTarget, WriteJob};
 use graver_writer::{ErrorKind, Progress};
 
 use super::settings::{self, Settings};
@@ -137,7 +136,10 @@ pub struct GraverApp {
     pub(crate) pasted_hash: String,
     pub(crate) drives: Vec<Drive>,
     pub(crate) show_all: bool,
-    pub(crate) selected: BTreeSet<String>,
+    /// The chosen drives, by identity: a drive that leaves (or comes back as another
+    /// attachment, or with another medium) is no longer chosen, and one that arrives
+    /// under a chosen drive's name is not.
+    pub(crate) selected: Vec<Identity>,
     pub(crate) screen: Screen,
     client: Option<Client>,
     _watcher: Option<graver_drives::Watcher>,
@@ -166,7 +168,7 @@ impl GraverApp {
             pasted_hash: String::new(),
             drives: Vec::new(),
             show_all: false,
-            selected: BTreeSet::new(),
+            selected: Vec::new(),
             screen: Screen::Choose,
             client: None,
             _watcher: watcher,
@@ -175,7 +177,8 @@ impl GraverApp {
 
     /// Replaces the drive list, as the watcher does.
     pub fn set_drives(&mut self, drives: Vec<Drive>) {
-        self.selected.retain(|name| drives.iter().any(|d| &d.name == name));
+        self.selected
+            .retain(|chosen| drives.iter().any(|d| &d.identity == chosen));
         self.drives = drives;
     }
 
@@ -330,7 +333,10 @@ impl GraverApp {
 
     /// The chosen drives that are still listed, in list order.
     pub(crate) fn chosen_drives(&self) -> Vec<&Drive> {
-        self.drives.iter().filter(|d| self.selected.contains(&d.name)).collect()
+        self.drives
+            .iter()
+            .filter(|d| self.selected.contains(&d.identity))
+            .collect()
     }
 
     /// Whether Write can be pressed.
@@ -358,12 +364,31 @@ impl GraverApp {
     /// Starts the write the user confirmed.
     pub(crate) fn start_write(&mut self) {
         let Some(opened) = self.opened() else { return };
+        let typed = match &self.screen {
+            Screen::Confirm { typed } => typed.clone(),
+            _ => Vec::new(),
+        };
+        let system = self.chosen_system_drives();
+        // The dialog showed each drive's warnings and the user pressed Erase: those
+        // warnings are confirmed, and the names typed go as typed (the writer checks them).
+        let targets = self
+            .chosen_drives()
+            .into_iter()
+            .map(|drive| {
+                let mut target = JobTarget::drive(drive, crate::choose::warnings_of(drive, Some(&opened.facts)));
+                target.typed_name = system
+                    .iter()
+                    .zip(&typed)
+                    .find(|(s, _)| s.identity == drive.identity)
+                    .map(|(_, name)| name.trim().to_owned());
+                target
+            })
+            .collect();
         let job = WriteJob {
             image: opened.image.path().to_path_buf(),
-            targets: self.chosen_drives().iter().map(|d| d.path.clone()).collect(),
+            targets,
             verify: self.settings.verify,
             eject: self.settings.eject,
-            unsafe_names: self.chosen_system_drives().into_iter().map(|d| d.name).collect(),
             overwrite: false,
             // The window hashes the image on its own thread already.
             sha256: false,

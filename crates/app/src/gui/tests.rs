@@ -11,7 +11,7 @@ use std::time::Duration;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 use graver_client::Launch;
-use graver_drives::{Bus, Drive, Partition};
+use graver_drives::{Bus, Drive, Identity, Partition};
 use graver_image::ImageSize;
 use graver_writer::protocol::{Eject, JobResult, Outcome, TargetResult};
 use graver_writer::{DeviceProgress, ErrorKind, Phase, Progress};
@@ -108,6 +108,12 @@ fn stick(name: &str, size: u64) -> Drive {
         }],
         system: None,
         unknown: None,
+        identity: Identity {
+            sequence: Some(name.bytes().map(u64::from).sum()),
+            media: None,
+            serial: Some(format!("serial-{name}")),
+            size,
+        },
     }
 }
 
@@ -127,6 +133,12 @@ fn system_disk() -> Drive {
         partitions: Vec::new(),
         system: Some("/ is mounted from nvme0n1p2".into()),
         unknown: None,
+        identity: Identity {
+            sequence: Some(1),
+            media: None,
+            serial: Some("S6B0NL0W".into()),
+            size: 1_000_204_886_016,
+        },
     }
 }
 
@@ -515,4 +527,27 @@ fn snapshots_of_each_step() {
     };
     harness.run_steps(2);
     harness.snapshot_options("6-failed", &snapshot_options());
+}
+
+/// The window keeps its choice by identity: a drive that left is dropped for good, and
+/// another drive under the same name (a stick swapped, a loop device re-attached) is
+/// never chosen in its place, nor is any drive that arrives.
+#[test]
+fn the_choice_follows_the_drive_not_its_name() {
+    let mut app = app_with(None, Launch::InProcess, vec![stick("sdb", 16_000_000_000)]);
+    let first = app.drives[0].clone();
+    app.selected.push(first.identity.clone());
+    assert_eq!(app.chosen_drives(), [&first]);
+
+    let mut swapped = stick("sdb", 16_000_000_000);
+    swapped.identity.sequence = first.identity.sequence.map(|s| s + 1);
+    app.set_drives(vec![swapped, stick("sdc", 8_000_000_000)]);
+    assert!(app.chosen_drives().is_empty(), "another drive named sdb was chosen");
+
+    app.set_drives(vec![first.clone()]);
+    assert!(app.chosen_drives().is_empty(), "a drive that left came back chosen");
+
+    app.selected.push(first.identity.clone());
+    app.set_drives(vec![first.clone(), stick("sdd", 8_000_000_000)]);
+    assert_eq!(app.chosen_drives(), [&first], "a new drive changed the choice");
 }

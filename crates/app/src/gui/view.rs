@@ -220,7 +220,7 @@ impl GraverApp {
     fn drive_row_ui(&mut self, ui: &mut Ui, drive: &Drive) {
         let findings = self.findings(drive);
         let blocked = self.blocked_reason(drive);
-        let mut chosen = self.selected.contains(&drive.name);
+        let mut chosen = self.selected.contains(&drive.identity);
         let label = format!(
             "{} — {} · {} · {}",
             drive.display_name(),
@@ -232,9 +232,9 @@ impl GraverApp {
             let response = ui.add_enabled(blocked.is_none(), egui::Checkbox::new(&mut chosen, label));
             if response.changed() {
                 if chosen {
-                    self.selected.insert(drive.name.clone());
+                    self.selected.push(drive.identity.clone());
                 } else {
-                    self.selected.remove(&drive.name);
+                    self.selected.retain(|i| i != &drive.identity);
                 }
             }
             for finding in &findings {
@@ -246,7 +246,7 @@ impl GraverApp {
             }
         });
         if blocked.is_some() && chosen {
-            self.selected.remove(&drive.name);
+            self.selected.retain(|i| i != &drive.identity);
         }
         if let Some(reason) = blocked {
             ui.indent(&drive.name, |ui| ui.label(RichText::new(reason).weak()));

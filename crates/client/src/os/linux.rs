@@ -1,5 +1,5 @@
 //! Linux: `pkexec` of the installed worker. The polkit policy in
-//! `packaging/linux/` (`auth_admin_keep`) names it, so the prompt says what is
+//! `packaging/linux/` (`auth_admin_keep`, and `auth_admin` for the unsafe mode) names it, so the prompt says what is
 //! asked. The worker speaks on its standard streams, which pkexec passes through.
 
 use std::path::Path;
@@ -10,11 +10,11 @@ use crate::LaunchError;
 use crate::launch::{Connection, spawn_child};
 
 /// Starts the worker through pkexec.
-pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
+pub(crate) fn launch_elevated(worker: &Path, token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
     if !worker.is_absolute() || !worker.exists() {
         return Err(LaunchError::WorkerMissing(worker.to_path_buf()));
     }
-    let (program, args) = pkexec_command(worker, token);
+    let (program, args) = pkexec_command(worker, token, unsafe_mode);
     spawn_child(std::process::Command::new(program).args(args), "pkexec")
         .map_err(|e| LaunchError::NoPkexec(Box::new(e)))
 }

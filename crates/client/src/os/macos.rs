@@ -37,7 +37,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Asks for administrator rights and starts `worker` as root, connected to us.
-pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
+/// Each launch is its own prompt, so unsafe mode is a fresh prompt for its job.
+pub(crate) fn launch_elevated(worker: &Path, token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
     if !worker.is_absolute() || !worker.exists() {
         return Err(LaunchError::WorkerMissing(worker.to_path_buf()));
     }
@@ -57,7 +58,7 @@ pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, 
         })?;
     let osascript = Command::new("/usr/bin/osascript")
         .arg("-e")
-        .arg(osascript_source(worker_path, socket_text, token))
+        .arg(osascript_source(worker_path, socket_text, token, unsafe_mode))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -34,20 +34,21 @@ pub(crate) fn applescript_string(s: &str) -> String {
 
 /// The shell command run as root: the worker in the background, its output
 /// discarded, so `do shell script` returns as soon as it has started.
-pub(crate) fn worker_shell_command(worker: &str, socket: &str, token: &str) -> String {
+pub(crate) fn worker_shell_command(worker: &str, socket: &str, token: &str, unsafe_mode: bool) -> String {
     format!(
-        "{} --connect-unix {} --token {} </dev/null >/dev/null 2>&1 &",
+        "{} {} --connect-unix {} --token {} </dev/null >/dev/null 2>&1 &",
         shell_quote(worker),
+        crate::launch::worker_mode(unsafe_mode),
         shell_quote(socket),
         shell_quote(token)
     )
 }
 
 /// The AppleScript for `osascript -e`: the system's administrator prompt, then the worker.
-pub(crate) fn osascript_source(worker: &str, socket: &str, token: &str) -> String {
+pub(crate) fn osascript_source(worker: &str, socket: &str, token: &str, unsafe_mode: bool) -> String {
     format!(
         "do shell script {} with prompt {} with administrator privileges",
-        applescript_string(&worker_shell_command(worker, socket, token)),
+        applescript_string(&worker_shell_command(worker, socket, token, unsafe_mode)),
         applescript_string("Graver needs administrator rights to write to the drive.")
     )
 }
@@ -152,7 +153,7 @@ mod tests {
     fn the_osascript_runs_the_worker_in_the_background_as_administrator() {
         let worker = "/Volumes/My \"Disk\"/Gr'aver.app/Contents/MacOS/graver-writer";
         let socket = r"/private/var/folders/x\y/T/graver-0011223344556677/w.sock";
-        let source = osascript_source(worker, socket, "00112233445566778899aabbccddeeff");
+        let source = osascript_source(worker, socket, "00112233445566778899aabbccddeeff", false);
         let literal = source
             .strip_prefix("do shell script ")
             .and_then(|s| s.split(" with prompt ").next())
@@ -160,7 +161,7 @@ mod tests {
         assert_eq!(
             unquote_applescript(literal),
             format!(
-                "{} --connect-unix {} --token '00112233445566778899aabbccddeeff' </dev/null >/dev/null 2>&1 &",
+                "{} --serve --connect-unix {} --token '00112233445566778899aabbccddeeff' </dev/null >/dev/null 2>&1 &",
                 shell_quote(worker),
                 shell_quote(socket)
             )
@@ -184,14 +185,14 @@ mod tests {
             .status()
             .expect("chmod");
         let worker = worker.to_str().expect("utf-8");
-        let command = worker_shell_command(worker, "/tmp/so ck'et", "abc");
+        let command = worker_shell_command(worker, "/tmp/so ck'et", "abc", true);
         std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(format!("{command} wait"))
             .status()
             .expect("sh runs");
         let args = std::fs::read_to_string(dir.path().join("args")).expect("the fake worker ran");
-        assert_eq!(args, "--connect-unix|/tmp/so ck'et|--token|abc|");
+        assert_eq!(args, "--serve-unsafe|--connect-unix|/tmp/so ck'et|--token|abc|");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::LaunchError;
 use crate::launch::Connection;
 
 /// Refuses: the user has to start Graver with the rights already.
-pub(crate) fn launch_elevated(_worker: &Path, _token: &str) -> Result<Connection, LaunchError> {
+pub(crate) fn launch_elevated(_worker: &Path, _token: &str, _unsafe_mode: bool) -> Result<Connection, LaunchError> {
     Err(LaunchError::Unsupported)
 }
 

@@ -5,11 +5,12 @@ use std::path::Path;
 use crate::LaunchError;
 use crate::launch::worker_args;
 
-/// `pkexec WORKER --token TOKEN`: pkexec needs an absolute path and keeps the
-/// standard streams, so the worker talks to us directly.
-pub(crate) fn pkexec_command(worker: &Path, token: &str) -> (String, Vec<String>) {
+/// `pkexec WORKER --serve TOKEN`: pkexec needs an absolute path and keeps the
+/// standard streams, so the worker talks to us directly. The first argument picks the
+/// polkit action: `--serve-unsafe` is the one that asks for the password every time.
+pub(crate) fn pkexec_command(worker: &Path, token: &str, unsafe_mode: bool) -> (String, Vec<String>) {
     let mut args = vec![worker.display().to_string()];
-    args.extend(worker_args(token));
+    args.extend(worker_args(token, unsafe_mode));
     ("pkexec".into(), args)
 }
 
@@ -34,9 +35,11 @@ mod tests {
 
     #[test]
     fn pkexec_runs_the_installed_worker_with_the_token() {
-        let (program, args) = pkexec_command(Path::new(LINUX_WORKER_PATH), "00ff");
+        let (program, args) = pkexec_command(Path::new(LINUX_WORKER_PATH), "00ff", false);
         assert_eq!(program, "pkexec");
-        assert_eq!(args, [LINUX_WORKER_PATH, "--token", "00ff"]);
+        assert_eq!(args, [LINUX_WORKER_PATH, "--serve", "--token", "00ff"]);
+        let (_, args) = pkexec_command(Path::new(LINUX_WORKER_PATH), "00ff", true);
+        assert_eq!(args, [LINUX_WORKER_PATH, "--serve-unsafe", "--token", "00ff"]);
     }
 
     #[test]

@@ -66,7 +66,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const PIPE_BUFFER: u32 = 64 * 1024;
 
 /// Asks for administrator rights through UAC and starts `worker` connected to us.
-pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, LaunchError> {
+/// Each launch is its own prompt, so unsafe mode is a fresh prompt for its job.
+pub(crate) fn launch_elevated(worker: &Path, token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
     if !worker.is_absolute() || !worker.exists() {
         return Err(LaunchError::WorkerMissing(worker.to_path_buf()));
     }
@@ -76,7 +77,7 @@ pub(crate) fn launch_elevated(worker: &Path, token: &str) -> Result<Connection, 
         name: name.clone(),
         source,
     })?;
-    let process = start_elevated(worker, &worker_parameters(&name, token))?;
+    let process = start_elevated(worker, &worker_parameters(&name, token, unsafe_mode))?;
     wait_for_client(&pipe, process.as_raw_handle(), CONNECT_TIMEOUT).map_err(|failure| match failure {
         ConnectFailure::Exited => LaunchError::EarlyExit(exit_code(&process)),
         ConnectFailure::TimedOut => LaunchError::ConnectTimeout(CONNECT_TIMEOUT.as_secs()),

@@ -60,8 +60,16 @@ pub(crate) fn quote_arg(arg: &str) -> String {
 }
 
 /// `ShellExecuteExW`'s `lpParameters`: the worker's arguments after its own name.
-pub(crate) fn worker_parameters(pipe: &str, token: &str) -> String {
-    ["--connect-pipe", pipe, "--token", token].map(quote_arg).join(" ")
+pub(crate) fn worker_parameters(pipe: &str, token: &str, unsafe_mode: bool) -> String {
+    [
+        crate::launch::worker_mode(unsafe_mode),
+        "--connect-pipe",
+        pipe,
+        "--token",
+        token,
+    ]
+    .map(quote_arg)
+    .join(" ")
 }
 
 /// What a failed `ShellExecuteExW` (its `GetLastError` code) means to the user.
@@ -172,14 +180,15 @@ mod tests {
     #[test]
     fn the_worker_parameters_name_the_pipe_and_the_token() {
         let pipe = pipe_name("00112233445566778899aabbccddeeff");
-        let parameters = worker_parameters(&pipe, "00112233445566778899aabbccddeeff");
+        let parameters = worker_parameters(&pipe, "00112233445566778899aabbccddeeff", false);
         assert_eq!(
             parameters,
-            r"--connect-pipe \\.\pipe\graver-writer-0011223344556677 --token 00112233445566778899aabbccddeeff"
+            r"--serve --connect-pipe \\.\pipe\graver-writer-0011223344556677 --token 00112233445566778899aabbccddeeff"
         );
         assert_eq!(
             split_windows_args(&parameters),
             [
+                "--serve",
                 "--connect-pipe",
                 pipe.as_str(),
                 "--token",

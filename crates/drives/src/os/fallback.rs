@@ -14,3 +14,9 @@ pub(crate) fn is_device(metadata: &std::fs::Metadata) -> bool {
 pub(crate) fn has_medium(_real: &Path) -> bool {
     true
 }
+
+/// The attachment number of the disk open as `_file`: the OS has none to ask the open
+/// handle for, so the size alone is checked.
+pub(crate) fn open_sequence(_file: &std::fs::File) -> Option<u64> {
+    None
+}

@@ -16,12 +16,13 @@ use super::linux_parse::{
 };
 use super::size_by_seek;
 use crate::os::unix::ioctl_read;
-use crate::{Bus, Drive, DriveError, Ejected, Partition, Target, io_error};
+use crate::{Bus, Drive, DriveError, Ejected, Identity, Partition, Target, io_error};
 
-// From <linux/fs.h>: _IO(0x12, 104), _IO(0x12, 95) and _IOR(0x12, 114, size_t).
+// From <linux/fs.h>: _IO(0x12, 104), _IO(0x12, 95), _IOR(0x12, 114, size_t) and _IOR(0x12, 128, __u64).
 const BLKSSZGET: libc::c_ulong = 0x1268;
 const BLKRRPART: libc::c_ulong = 0x125f;
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+const BLKGETDISKSEQ: libc::c_ulong = 0x8008_1280;
 
 /// Mount points that make the drive under them part of the running system.
 const SYSTEM_MOUNTS: [&str; 7] = ["/", "/boot", "/boot/efi", "/efi", "/usr", "/var", "/home"];
@@ -380,6 +381,12 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
     }
     let system = system.or_else(|| system_reason(sys_block, &dir, name, usage));
     let unknown = usage.unknown.clone().or_else(|| unnumbered_node(sys_block, &dir));
+    let identity = Identity {
+        sequence: read_attr(dir.join("diskseq")).and_then(|s| s.parse().ok()),
+        media: None,
+        serial: read_attr(dir.join("device/serial")).or_else(|| read_attr(dir.join("serial"))),
+        size,
+    };
     Some(Drive {
         path: Path::new("/dev").join(name),
         name: name.to_owned(),
@@ -395,6 +402,7 @@ fn read_drive(sys_block: &Path, name: &str, usage: &Usage, ids: &BTreeMap<String
         partitions,
         system,
         unknown,
+        identity,
     })
 }
 
@@ -666,6 +674,12 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
         .and_then(|v| usize::try_from(v).ok())
         .unwrap_or(512);
     Ok(Target::device(file, path, capacity, logical))
+}
+
+/// The disk sequence number of the disk open as `file` (Linux 5.15 and later), which
+/// changes whenever another medium or backing file takes the node.
+pub(crate) fn open_sequence(file: &File) -> Option<u64> {
+    ioctl_read::<u64>(file, BLKGETDISKSEQ).ok()
 }
 
 /// Asks the kernel to re-read the partition table; failure (busy, no table) is harmless.

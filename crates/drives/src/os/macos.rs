@@ -268,6 +268,12 @@ pub(crate) fn has_medium(_real: &Path) -> bool {
     true
 }
 
+/// The attachment number of the disk open as `_file`: macOS has none to ask the open
+/// node for, so the size alone is checked.
+pub(crate) fn open_sequence(_file: &File) -> Option<u64> {
+    None
+}
+
 /// Whether `metadata` is a raw disk node: a block device, or a character device under
 /// `/dev` (the raw nodes `/dev/rdiskN`).
 pub(crate) fn is_block_device(path: &Path, metadata: &std::fs::Metadata) -> bool {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
 
-use crate::{Bus, Drive, Partition};
+use crate::{Bus, Drive, Identity, Partition};
 
 /// Mount points under this prefix belong to the running system.
 const SYSTEM_VOLUMES: &str = "/System/Volumes";
@@ -107,6 +107,8 @@ pub(crate) struct DiskInfo {
     pub(crate) virtual_disk: bool,
     /// `MediaUUID` or `DiskUUID`, when diskutil reports one.
     pub(crate) uuid: Option<String>,
+    /// Where the device sits in the I/O Registry's device tree, when diskutil says.
+    pub(crate) device_tree_path: Option<String>,
     /// The whole disk it belongs to (itself for a whole disk).
     pub(crate) parent_whole_disk: Option<String>,
     /// Whether macOS flags it as its own internal media.
@@ -241,6 +243,7 @@ pub(crate) fn parse_info(bytes: &[u8]) -> Result<DiskInfo, ParseError> {
         block_size: integer(&dict, "DeviceBlockSize").and_then(|b| u32::try_from(b).ok()),
         virtual_disk,
         uuid: string(&dict, "MediaUUID").or_else(|| string(&dict, "DiskUUID")),
+        device_tree_path: string(&dict, "DeviceTreePath"),
         parent_whole_disk: string(&dict, "ParentWholeDisk"),
         os_internal: flag(&dict, "OSInternalMedia").unwrap_or(false),
         physical_stores: dicts(&dict, "APFSPhysicalStores")
@@ -444,10 +447,19 @@ pub(crate) fn to_drive(
         partitions.extend(container.volumes.iter().map(to_partition));
     }
     let block_size = info.block_size.filter(|&b| b > 0).unwrap_or(512);
+    let size = info.size.or(listed.map(|l| l.size)).unwrap_or(0);
     Drive {
         path: PathBuf::from(format!("/dev/r{name}")),
         id: info.uuid.clone().unwrap_or_else(|| name.clone()),
-        size: info.size.or(listed.map(|l| l.size)).unwrap_or(0),
+        size,
+        // The BSD name is the path; the medium's UUID (or where it sits in the device
+        // tree) tells a swapped medium under the same name apart.
+        identity: Identity {
+            sequence: None,
+            media: info.uuid.clone().or_else(|| info.device_tree_path.clone()),
+            serial: None,
+            size,
+        },
         vendor,
         model,
         bus,

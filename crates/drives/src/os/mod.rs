@@ -6,6 +6,7 @@
 //!
 //! - `list()` and `fingerprint()`: the drives, and a cheap value that changes when they do;
 //! - `drive_holding(path)`: the drive a file is stored on;
+//! - `open_sequence(file)`: the attachment number of an open disk, where the OS has one;
 //! - `prepare(drive)`, `open_device(path, write)`, `sync_step(file, step)`,
 //!   `reread_partitions(file)` and `eject(drive)`: a write's system calls;
 //! - `is_device(metadata)`, `is_block_device(path, metadata)`,
@@ -57,7 +58,7 @@ use unsupported as backend;
 
 pub(crate) use backend::{
     drive_holding, eject, fingerprint, has_medium, is_block_device, is_device, is_physical_drive_path, list,
-    open_device, prepare, reread_partitions, sync_step,
+    open_device, open_sequence, prepare, reread_partitions, sync_step,
 };
 
 /// Returns the file's size by seeking, which works for block devices on every OS.

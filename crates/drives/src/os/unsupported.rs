@@ -36,7 +36,7 @@ pub(crate) fn fingerprint() -> u64 {
     0
 }
 
-pub(crate) use super::fallback::{has_medium, is_device};
+pub(crate) use super::fallback::{has_medium, is_device, open_sequence};
 
 /// This OS has no raw devices Graver opens.
 pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {

@@ -35,7 +35,7 @@ use windows_sys::Win32::System::IO::DeviceIoControl;
 use windows_sys::Win32::System::Ioctl::{
     FSCTL_DISMOUNT_VOLUME, FSCTL_LOCK_VOLUME, IOCTL_DISK_DELETE_DRIVE_LAYOUT, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX,
     IOCTL_DISK_GET_LENGTH_INFO, IOCTL_DISK_IS_WRITABLE, IOCTL_DISK_UPDATE_PROPERTIES, IOCTL_STORAGE_EJECT_MEDIA,
-    IOCTL_STORAGE_MEDIA_REMOVAL, IOCTL_STORAGE_QUERY_PROPERTY,
+    IOCTL_STORAGE_GET_DEVICE_NUMBER, IOCTL_STORAGE_MEDIA_REMOVAL, IOCTL_STORAGE_QUERY_PROPERTY,
 };
 use windows_sys::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RRF_RT_REG_MULTI_SZ, RRF_RT_REG_SZ, RegGetValueW};
 use windows_sys::Win32::System::SystemInformation::GetWindowsDirectoryW;
@@ -45,7 +45,7 @@ use crate::os::plan;
 use crate::os::windows_map::{
     self, DescriptorInfo, ERROR_MORE_DATA, ERROR_WRITE_PROTECT, FailedDeletion, SystemHolder, SystemPart, Volume,
 };
-use crate::{Bus, Drive, DriveError, Ejected, Target, io_error};
+use crate::{Bus, Drive, DriveError, Ejected, Identity, Target, io_error};
 
 // The pure half names these without windows-sys; they must agree.
 const _: () = assert!(
@@ -94,6 +94,12 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
             removable: false,
         });
         let name = windows_map::physical_drive_name(disk);
+        let identity = Identity {
+            sequence: device_number(&handle),
+            media: None,
+            serial: info.serial.clone(),
+            size,
+        };
         drives.push(Drive {
             id: windows_map::drive_id(&name, info.serial.as_deref()),
             path,
@@ -109,6 +115,7 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
             partitions: partitions.remove(&disk).unwrap_or_default(),
             system: windows_map::system_reason(disk, &holders),
             unknown: None,
+            identity,
         });
     }
     Ok(drives)
@@ -396,6 +403,16 @@ fn length(handle: &File) -> Option<u64> {
     u64::try_from(i64::from_le_bytes(buf)).ok()
 }
 
+/// The disk's device number (`IOCTL_STORAGE_GET_DEVICE_NUMBER`): the `N` of the
+/// `\\.\PhysicalDriveN` the disk has now, which a disk plugged in later may take over.
+fn device_number(handle: &File) -> Option<u64> {
+    // STORAGE_DEVICE_NUMBER: DeviceType, DeviceNumber, PartitionNumber (three u32).
+    let mut buf = [0u8; 12];
+    let n = ioctl(handle, IOCTL_STORAGE_GET_DEVICE_NUMBER, &[], &mut buf).ok()?;
+    let number = buf.get(4..8).filter(|_| n >= 8)?;
+    Some(u64::from(u32::from_le_bytes(number.try_into().ok()?)))
+}
+
 fn is_write_protected(handle: &File) -> bool {
     ioctl(handle, IOCTL_DISK_IS_WRITABLE, &[], &mut []).is_err_and(|e| e.raw_os_error() == Some(ERROR_WRITE_PROTECT))
 }
@@ -638,7 +655,7 @@ fn wide(s: &OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
 }
 
-pub(crate) use super::fallback::{has_medium, is_device};
+pub(crate) use super::fallback::{has_medium, is_device, open_sequence};
 
 /// Raw disks have no file metadata on Windows; their name says what they are.
 pub(crate) fn is_block_device(_path: &Path, _metadata: &std::fs::Metadata) -> bool {

@@ -3,8 +3,14 @@
 //! UAC), speaks the protocol of `graver_writer::protocol` and exits when the
 //! front end goes away.
 //!
-//! Usage: `graver-writer --token HEX [--connect-unix PATH | --connect-pipe NAME]`.
+//! Usage: `graver-writer (--serve | --serve-unsafe) --token HEX [--connect-unix PATH | --connect-pipe NAME]`.
 //! Without a `--connect-*` option it speaks on its standard input and output.
+//!
+//! The first argument is the mode, and nothing else is accepted there: on Linux each
+//! mode is its own polkit action, told apart by `org.freedesktop.policykit.exec.argv1`
+//! (`--serve-unsafe` asks for the administrator's password every time), and pkexec
+//! checks that annotation only for the action that sets it, so any other first
+//! argument could otherwise pass under the lighter action.
 
 // On Windows, release builds are GUI-subsystem programs, which get no console.
 // The front end starts the worker through UAC (ShellExecuteExW "runas", nShow
@@ -24,11 +30,15 @@ use std::process::ExitCode;
 use graver_writer::os;
 use graver_writer::worker::{Policy, serve};
 
-/// A privileged worker never writes regular files: with root's rights that would
-/// let a user overwrite any file on the system.
-const POLICY: Policy = Policy { allow_files: false };
+/// The first argument of a normal worker.
+const SERVE: &str = "--serve";
+/// The first argument of a worker that may touch system drives (each with its name typed).
+const SERVE_UNSAFE: &str = "--serve-unsafe";
 
 struct Args {
+    /// A privileged worker never writes regular files: with root's rights that would
+    /// let a user overwrite any file on the system.
+    policy: Policy,
     token: String,
     /// Where to connect back to (the value of [`os::CONNECT_OPTION`]); without it, standard input and output.
     connect: Option<String>,
@@ -38,28 +48,44 @@ fn parse_args() -> Result<Args, String> {
     let mut token = None;
     let mut connect = None;
     let mut args = std::env::args().skip(1);
+    let unsafe_mode = match args.next().as_deref() {
+        Some(SERVE) => false,
+        Some(SERVE_UNSAFE) => true,
+        Some("--version") => {
+            println!("graver-writer {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0);
+        }
+        other => {
+            return Err(format!(
+                "the first argument must be {SERVE} or {SERVE_UNSAFE}, not {other:?}; this program is started by Graver"
+            ));
+        }
+    };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--token" => token = Some(value()?),
             option if option == os::CONNECT_OPTION => connect = Some(value()?),
-            "--version" => {
-                println!("graver-writer {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
             other => return Err(format!("unknown argument {other:?}; this program is started by Graver")),
         }
     }
     let token = token.ok_or("missing --token; this program is started by Graver")?;
-    Ok(Args { token, connect })
+    Ok(Args {
+        policy: Policy {
+            allow_files: false,
+            unsafe_mode,
+        },
+        token,
+        connect,
+    })
 }
 
 fn run(args: &Args) -> Result<(), String> {
     let outcome = match &args.connect {
-        None => serve(std::io::stdin(), std::io::stdout(), &args.token, POLICY),
+        None => serve(std::io::stdin(), std::io::stdout(), &args.token, args.policy),
         Some(peer) => {
             let (reader, writer) = os::connect_back(peer).map_err(|e| format!("{peer}: {e}"))?;
-            serve(reader, writer, &args.token, POLICY)
+            serve(reader, writer, &args.token, args.policy)
         }
     };
     outcome.map_err(|e| e.to_string())
