@@ -95,6 +95,22 @@ impl Process {
         }
     }
 
+    /// Ends a worker that never got its job, without waiting: a pkexec still showing
+    /// its prompt is killed (the prompt goes with it). An in-process worker ends by
+    /// itself once its input closes; an elevated one the OS started, likewise.
+    pub(crate) fn abandon(self) {
+        match self {
+            Self::Child(mut child) => {
+                let _ = child.kill();
+                // Reaped on another thread: pkexec may take a moment to take its prompt down.
+                let _ = std::thread::Builder::new()
+                    .name("graver-reap".into())
+                    .spawn(move || child.wait());
+            }
+            Self::Thread(_) | Self::Detached => {}
+        }
+    }
+
     pub(crate) fn end(self) {
         match self {
             Self::Child(mut child) => {
