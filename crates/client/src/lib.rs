@@ -25,7 +25,8 @@ mod os;
 pub use crate::error::{LaunchError, WorkerExit};
 use crate::launch::{Connection, start};
 pub use crate::launch::{
-    LINUX_WORKER_PATH, has_device_rights, installed_worker, worker_args, worker_beside_current_exe,
+    DEV_WORKER_VAR, LINUX_WORKER_PATH, MACOS_WORKER_PATH, elevated_worker, has_device_rights, worker_args,
+    worker_beside_current_exe,
 };
 
 /// What the front end asks for.
@@ -72,11 +73,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Launch {
     /// Decide per job: in-process when the process has the rights already (root,
-    /// or only files as targets), otherwise the OS's elevation prompt for `worker`.
-    Auto {
-        /// The worker executable.
-        worker: PathBuf,
-    },
+    /// or only files as targets), otherwise the OS's elevation prompt for the
+    /// installed worker ([`elevated_worker`]).
+    Auto,
     /// A thread of this process, with the user's own rights; files are allowed as targets.
     InProcess,
     /// The worker executable as a plain child process (tests; root front ends).
