@@ -10,6 +10,9 @@ mod bad_input;
 mod cancel;
 mod cli;
 mod drives;
+// A stand-in pkexec elevates as the real one would: Linux only.
+#[cfg(target_os = "linux")]
+mod elevation;
 // The faulty drive is a FUSE file under a loop device: Linux only.
 #[cfg(target_os = "linux")]
 mod faults;

@@ -16,13 +16,39 @@ use crate::{Command, Launch, LaunchError, WorkerExit};
 /// Where packages install the worker on Linux; the polkit policy names this path.
 pub const LINUX_WORKER_PATH: &str = "/usr/libexec/graver/graver-writer";
 
-/// The worker this installation uses: beside the running executable (a build tree, the
-/// macOS bundle, the Windows install folder), else where the Linux package puts it.
-pub fn installed_worker() -> PathBuf {
-    worker_beside_current_exe().unwrap_or_else(|| PathBuf::from(LINUX_WORKER_PATH))
+/// Where the macOS app bundle, installed in /Applications, keeps the worker.
+pub const MACOS_WORKER_PATH: &str = "/Applications/Graver.app/Contents/MacOS/graver-writer";
+
+/// The environment variable through which development builds (debug assertions on,
+/// as for `cargo build` and `cargo test`) elevate another worker, for example one in
+/// the build tree. Release builds, the only ones packaged, do not read it.
+pub const DEV_WORKER_VAR: &str = "GRAVER_DEV_WORKER";
+
+/// The worker this build elevates: the installed one, in a place only an administrator
+/// can change, so that no program running as the user can put itself in its place and
+/// receive the rights from a genuine prompt. Never a copy beside the running
+/// executable, which may sit in a folder the user owns. In development builds,
+/// [`DEV_WORKER_VAR`] names another.
+pub fn elevated_worker() -> PathBuf {
+    worker_to_elevate(
+        os::installed_worker(),
+        std::env::var_os(DEV_WORKER_VAR).map(PathBuf::from),
+        cfg!(debug_assertions),
+    )
 }
 
-/// The worker executable installed beside the running one (`graver-writer`, `graver-writer.exe`).
+/// The decision behind [`elevated_worker`]: the installed worker, unless this is a
+/// development build and the switch names another.
+fn worker_to_elevate(installed: PathBuf, dev_switch: Option<PathBuf>, development_build: bool) -> PathBuf {
+    match dev_switch {
+        Some(dev) if development_build && !dev.as_os_str().is_empty() => dev,
+        _ => installed,
+    }
+}
+
+/// The worker executable beside the running one (`graver-writer`, `graver-writer.exe`), or one
+/// level up for test binaries in `target/<profile>/deps`. For tests that start it as a plain
+/// child ([`Launch::Subprocess`](crate::Launch::Subprocess)); it is never elevated.
 pub fn worker_beside_current_exe() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
@@ -112,6 +138,22 @@ impl Process {
         }
     }
 
+    /// Ends a worker that never got its job, without waiting: a pkexec still showing
+    /// its prompt is killed (the prompt goes with it). An in-process worker ends by
+    /// itself once its input closes; an elevated one the OS started, likewise.
+    pub(crate) fn abandon(self) {
+        match self {
+            Self::Child(mut child) => {
+                let _ = child.kill();
+                // Reaped on another thread: pkexec may take a moment to take its prompt down.
+                let _ = std::thread::Builder::new()
+                    .name("graver-reap".into())
+                    .spawn(move || child.wait());
+            }
+            Self::Thread(_) | Self::Detached => {}
+        }
+    }
+
     pub(crate) fn end(self) {
         match self {
             Self::Child(mut child) => {
@@ -162,11 +204,11 @@ pub(crate) fn start(launch: &Launch, command: &Command, token: &str) -> Result<C
     match launch {
         Launch::InProcess => in_process(token, unsafe_mode),
         Launch::Subprocess { worker } => subprocess(worker, token, unsafe_mode),
-        Launch::Auto { worker } => {
+        Launch::Auto => {
             if targets_are_files(command) || has_device_rights() {
                 in_process(token, unsafe_mode)
             } else {
-                os::launch_elevated(worker, token, unsafe_mode)
+                os::launch_elevated(&elevated_worker(), token, unsafe_mode)
             }
         }
     }
@@ -225,4 +267,46 @@ pub(crate) fn spawn_child(command: &mut std::process::Command, how: &str) -> Res
         process: Process::Child(child),
         how: how.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_installed_worker_is_elevated_unless_a_development_build_is_told_otherwise() {
+        let installed = PathBuf::from(LINUX_WORKER_PATH);
+        let elsewhere = PathBuf::from("/home/user/Downloads/graver-writer");
+        // A release build ignores the switch.
+        assert_eq!(
+            worker_to_elevate(installed.clone(), Some(elsewhere.clone()), false),
+            installed
+        );
+        assert_eq!(worker_to_elevate(installed.clone(), None, false), installed);
+        assert_eq!(worker_to_elevate(installed.clone(), None, true), installed);
+        assert_eq!(
+            worker_to_elevate(installed.clone(), Some(PathBuf::new()), true),
+            installed
+        );
+        assert_eq!(worker_to_elevate(installed, Some(elsewhere.clone()), true), elsewhere);
+    }
+
+    #[test]
+    fn the_worker_beside_the_executable_is_not_the_one_elevated() {
+        let installed = os::installed_worker();
+        assert!(installed.is_absolute(), "{}", installed.display());
+        if let Some(beside) = worker_beside_current_exe() {
+            assert_ne!(installed, beside);
+        }
+        #[cfg(target_os = "linux")]
+        assert_eq!(installed, Path::new(LINUX_WORKER_PATH));
+        #[cfg(target_os = "macos")]
+        assert_eq!(installed, Path::new(MACOS_WORKER_PATH));
+        #[cfg(windows)]
+        assert!(
+            installed.ends_with(r"Graver\graver-writer.exe"),
+            "{}",
+            installed.display()
+        );
+    }
 }

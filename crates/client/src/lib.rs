@@ -25,7 +25,8 @@ mod os;
 pub use crate::error::{LaunchError, WorkerExit};
 use crate::launch::{Connection, start};
 pub use crate::launch::{
-    LINUX_WORKER_PATH, has_device_rights, installed_worker, worker_args, worker_beside_current_exe, worker_mode,
+    DEV_WORKER_VAR, LINUX_WORKER_PATH, MACOS_WORKER_PATH, elevated_worker, has_device_rights, worker_args,
+    worker_beside_current_exe, worker_mode,
 };
 
 /// What the front end asks for.
@@ -72,11 +73,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Launch {
     /// Decide per job: in-process when the process has the rights already (root,
-    /// or only files as targets), otherwise the OS's elevation prompt for `worker`.
-    Auto {
-        /// The worker executable.
-        worker: PathBuf,
-    },
+    /// or only files as targets), otherwise the OS's elevation prompt for the
+    /// installed worker ([`elevated_worker`]).
+    Auto,
     /// A thread of this process, with the user's own rights; files are allowed as targets.
     InProcess,
     /// The worker executable as a plain child process (tests; root front ends).
@@ -150,6 +149,27 @@ fn run(launch: &Launch, commands: &Receiver<Command>, events: &Sender<Event>) {
     }
 }
 
+/// Whether a cancel waits among `commands`: `Some(front end still there)` when one
+/// does (a closed channel counts as one), `None` otherwise.
+fn pending_cancel(commands: &Receiver<Command>) -> Option<bool> {
+    loop {
+        match commands.try_recv() {
+            Ok(Command::Cancel) => return Some(true),
+            // Another job while one is starting: the front end's mistake, not a cancel.
+            Ok(Command::Write(_) | Command::Verify(_)) => {}
+            Err(crossbeam_channel::TryRecvError::Empty) => return None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Some(false),
+        }
+    }
+}
+
+fn cancelled_before_start() -> Event {
+    Event::JobFailed {
+        kind: ErrorKind::Cancelled,
+        message: "cancelled before the writer started: nothing was written".into(),
+    }
+}
+
 /// Runs one job on a fresh worker; returns false when the front end has gone away.
 fn run_job(
     connection: Connection,
@@ -178,9 +198,13 @@ fn run_job(
         version: PROTOCOL_VERSION,
         token: token.to_owned(),
     };
-    let sent = write_frame(&mut to_worker, &hello).and_then(|()| write_frame(&mut to_worker, request));
+    // Only the hello goes now. The job follows the worker's Ready: until then the
+    // administrator prompt may be open, and a cancel there must leave nothing for a
+    // worker that starts anyway to run.
+    let sent = write_frame(&mut to_worker, &hello);
     let mut front_end_alive = true;
     let mut ready = false;
+    let mut abandoned = false;
     let mut commands = commands.clone();
     // Once the front end is gone, the worker gets this long to stop before it is killed.
     let mut give_up = crossbeam_channel::never();
@@ -194,11 +218,31 @@ fn run_job(
         while outcome.is_none() {
             select! {
                 recv(frames) -> frame => outcome = match frame {
-                    Ok(Ok(Some(Response::Ready { .. }))) => {
+                    Ok(Ok(Some(Response::Ready { .. }))) if !ready => {
                         ready = true;
-                        let _ = events.send(Event::Started { how: how.clone() });
-                        None
+                        // A cancel sent while the worker was being started (the prompt on
+                        // macOS and Windows runs before this loop) wins over the job.
+                        match pending_cancel(&commands) {
+                            Some(alive) => {
+                                front_end_alive = alive;
+                                abandoned = true;
+                                Some(cancelled_before_start())
+                            }
+                            None => match write_frame(&mut to_worker, request) {
+                                Ok(()) => {
+                                    let _ = events.send(Event::Started { how: how.clone() });
+                                    None
+                                }
+                                Err(source) => Some(Event::LaunchFailed(LaunchError::Unreachable {
+                                    ended: Box::new(process.exit_story(&how)),
+                                    source,
+                                })),
+                            },
+                        }
                     }
+                    Ok(Ok(Some(Response::Ready { .. }))) => Some(Event::WorkerLost {
+                        message: "the writer said hello twice".into(),
+                    }),
                     Ok(Ok(Some(Response::Progress(p)))) => {
                         let _ = events.send(Event::Progress(p));
                         None
@@ -210,6 +254,17 @@ fn run_job(
                     Ok(Ok(None) | Err(_)) | Err(_) => Some(Event::LaunchFailed(process.exit_story(&how))),
                 },
                 recv(commands) -> command => match command {
+                    // Before Ready the worker has no job: abandon the launch (the prompt
+                    // goes away with pkexec) and never send one.
+                    Ok(Command::Cancel) if !ready => {
+                        abandoned = true;
+                        outcome = Some(cancelled_before_start());
+                    }
+                    Err(_) if !ready => {
+                        front_end_alive = false;
+                        abandoned = true;
+                        outcome = Some(cancelled_before_start());
+                    }
                     Ok(Command::Cancel) => {
                         let _ = write_frame(&mut to_worker, &Request::Cancel);
                     }
@@ -238,7 +293,12 @@ fn run_job(
     if let Some(event) = outcome {
         let _ = events.send(event);
     }
-    process.end();
-    let _ = reader.join();
+    if abandoned {
+        // Its stream may stay open a while (children of pkexec): nobody waits for it.
+        process.abandon();
+    } else {
+        process.end();
+        let _ = reader.join();
+    }
     front_end_alive
 }

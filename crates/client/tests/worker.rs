@@ -555,6 +555,55 @@ fn a_non_removable_drive_is_written_only_with_its_warning_confirmed() {
 }
 
 // ---------------------------------------------------------------------------
+// 4b. Cancel right after Write
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cancel_right_after_write_never_writes_a_byte() {
+    let Some(_root) = root_only() else { return };
+    let dir = scratch();
+    let image = make_image(dir.path(), "image.img", 21, IMAGE_LEN, IMAGE_LEN);
+    let lo = Loop::new(16 * MIB);
+    // Not zeros: a wipe of old signatures writes zeros, and must show too.
+    let old = vec![0x5au8; usize::try_from(16 * MIB).unwrap()];
+    std::fs::write(&lo.dev, &old).unwrap();
+    let mut before_ready = 0;
+    for run in 0..200 {
+        let client = Client::spawn(Launch::Subprocess { worker: worker() });
+        client
+            .commands
+            .send(Command::Write(write_job(&image, &[&lo.dev])))
+            .unwrap();
+        client.commands.send(Command::Cancel).unwrap();
+        let mut started = false;
+        let last = loop {
+            let event = client.events.recv_timeout(HANG_GUARD).expect("an event");
+            started |= matches!(event, Event::Started { .. });
+            if is_terminal(&event) {
+                break event;
+            }
+        };
+        assert!(
+            matches!(
+                last,
+                Event::JobFailed {
+                    kind: graver_writer::ErrorKind::Cancelled,
+                    ..
+                }
+            ),
+            "run {run}: {last:#?}"
+        );
+        before_ready += usize::from(!started);
+        drop(client);
+        assert!(
+            std::fs::read(&lo.dev).unwrap() == old,
+            "run {run}: a cancelled job wrote to the drive"
+        );
+    }
+    eprintln!("{before_ready} of 200 cancels came before the worker was ready");
+}
+
+// ---------------------------------------------------------------------------
 // 5. A worker killed mid-write
 // ---------------------------------------------------------------------------
 

@@ -95,9 +95,10 @@ pub struct VerifyJob {
     pub target: JobTarget,
 }
 
-/// Front end → worker.
+/// Front end → worker. A field the worker does not know is an error, not something
+/// to skip: a request it half understood must not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// The first frame: proves the sender started this worker.
     Hello {
@@ -110,7 +111,9 @@ pub enum Request {
     Write(WriteJob),
     /// Start a comparison.
     Verify(VerifyJob),
-    /// Stop the running job; the targets' first MiB stays unwritten.
+    /// Stop the running job and every job queued before this frame; the targets'
+    /// first MiB stays unwritten, and a job that had not started ends without
+    /// touching any drive.
     Cancel,
 }
 
@@ -293,17 +296,33 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Re
         4 => {}
         _ => return Err(io::ErrorKind::UnexpectedEof.into()),
     }
-    let len = u32::from_le_bytes(len) as usize;
+    let len = frame_len(len)?;
+    let mut body = vec![0; len];
+    input.read_exact(&mut body)?;
+    parse_body(&body).map(Some)
+}
+
+/// The length a frame's 4-byte prefix announces.
+///
+/// # Errors
+/// `InvalidData` when it is larger than [`MAX_FRAME`].
+pub fn frame_len(prefix: [u8; 4]) -> io::Result<usize> {
+    let len = u32::from_le_bytes(prefix) as usize;
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("a frame of {len} bytes is larger than the protocol allows"),
         ));
     }
-    let mut body = vec![0; len];
-    input.read_exact(&mut body)?;
-    serde_json::from_slice(&body)
-        .map(Some)
+    Ok(len)
+}
+
+/// Parses the body of one frame (the bytes after its length prefix).
+///
+/// # Errors
+/// `InvalidData` when it is not one message of type `T`.
+pub fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> io::Result<T> {
+    serde_json::from_slice(body)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("a frame does not parse: {e}")))
 }
 
@@ -554,6 +573,30 @@ mod tests {
         frame.extend_from_slice(old);
         assert_eq!(
             read_frame::<Request>(&mut frame.as_slice()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+
+        // A field this worker does not know, in a job and in a hello, is refused, not skipped.
+        // (Serde cannot refuse one beside the unit `cancel`; a cancel is safe to act on anyway.)
+        for unknown in [
+            br#"{"type":"verify","image":"/a.iso","target":"/dev/sdb","offset":0}"#.as_slice(),
+            br#"{"type":"hello","version":3,"token":"00","admin":true}"#.as_slice(),
+        ] {
+            let mut frame = u32::try_from(unknown.len()).unwrap().to_le_bytes().to_vec();
+            frame.extend_from_slice(unknown);
+            let error = read_frame::<Request>(&mut frame.as_slice()).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                io::ErrorKind::InvalidData,
+                "{}",
+                String::from_utf8_lossy(unknown)
+            );
+        }
+        let mut write = serde_json::to_value(Request::Write(write_job())).unwrap();
+        write["force"] = true.into();
+        let body = serde_json::to_vec(&write).unwrap();
+        assert_eq!(
+            parse_body::<Request>(&body).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
 

@@ -4,7 +4,9 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
 
 use graver_drives::{
     Access, Ask, Consent, Drive, DriveError, ImageFacts, PathKind, Refusal, Resolved, Severity, Target, Verdict,
@@ -13,8 +15,8 @@ use graver_image::Image;
 
 use crate::os::as_invoking_user;
 use crate::protocol::{
-    Eject, JobResult, JobTarget, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob,
-    read_frame, write_frame,
+    self, Eject, JobResult, JobTarget, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob,
+    write_frame,
 };
 use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
 
@@ -44,6 +46,32 @@ pub enum ServeError {
 
 type Output<W> = Arc<Mutex<W>>;
 
+/// How long the rest of a frame may take once its first byte has arrived. Between
+/// frames the front end may be silent for as long as it likes.
+pub const FRAME_STALL: Duration = Duration::from_secs(30);
+
+/// Jobs that may wait behind the running one. A front end sends one job at a time,
+/// so more is a broken or hostile client, and ends the connection.
+pub const QUEUED_JOBS: usize = 4;
+
+/// Limits on what a front end may do to a worker; [`serve`] uses the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a started frame may stall before the connection ends ([`FRAME_STALL`]).
+    pub frame_stall: Duration,
+    /// How many jobs may wait behind the running one ([`QUEUED_JOBS`]).
+    pub queued_jobs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            frame_stall: FRAME_STALL,
+            queued_jobs: QUEUED_JOBS,
+        }
+    }
+}
+
 fn send<W: Write>(out: &Output<W>, response: &Response) -> io::Result<()> {
     let mut out = out.lock().map_err(|_| io::Error::other("output lock poisoned"))?;
     write_frame(&mut *out, response)
@@ -59,19 +87,153 @@ fn fatal<W: Write>(out: &Output<W>, message: String) -> ServeError {
     ServeError::Protocol(message)
 }
 
+/// Frames cut out of the bytes a thread reads from the front end, so that a frame
+/// that stops half-way can be timed out whatever the stream is.
+struct Frames {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    buffer: Vec<u8>,
+    stall: Duration,
+}
+
+impl Frames {
+    /// Starts the thread that reads `input`. It is not joined: a front end that
+    /// stalls keeps it blocked in `read` until the stream closes, and the worker
+    /// must be free to end before that.
+    fn start<R: Read + Send + 'static>(mut input: R, stall: Duration) -> Self {
+        let (chunks_tx, chunks) = crossbeam_channel::bounded(4);
+        let spawned = std::thread::Builder::new()
+            .name("graver-worker-input".into())
+            .spawn(move || {
+                let mut chunk = vec![0u8; 64 << 10];
+                loop {
+                    let read = match input.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => Ok(chunk[..n].to_vec()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => Err(e),
+                    };
+                    let failed = read.is_err();
+                    if chunks_tx.send(read).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Without its reader the worker hears nothing: report that as the first frame failing.
+            let (failed_tx, failed) = crossbeam_channel::bounded(1);
+            let _ = failed_tx.send(Err(e));
+            return Self {
+                chunks: failed,
+                buffer: Vec::new(),
+                stall,
+            };
+        }
+        Self {
+            chunks,
+            buffer: Vec::new(),
+            stall,
+        }
+    }
+
+    /// The next request; `Ok(None)` when the stream ended between frames.
+    fn next(&mut self) -> io::Result<Option<Request>> {
+        let mut deadline = None;
+        loop {
+            if let Some(prefix) = self.buffer.first_chunk::<4>() {
+                let len = protocol::frame_len(*prefix)?;
+                if self.buffer.len() >= 4 + len {
+                    let request = protocol::parse_body(&self.buffer[4..4 + len]);
+                    self.buffer.drain(..4 + len);
+                    return request.map(Some);
+                }
+            }
+            let chunk = if self.buffer.is_empty() {
+                self.chunks.recv().ok()
+            } else {
+                let until = *deadline.get_or_insert_with(|| Instant::now() + self.stall);
+                match self.chunks.recv_deadline(until) {
+                    Ok(chunk) => Some(chunk),
+                    Err(RecvTimeoutError::Disconnected) => None,
+                    Err(RecvTimeoutError::Timeout) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "a frame stopped half-way for {} s; the connection is closed",
+                                self.stall.as_secs()
+                            ),
+                        ));
+                    }
+                }
+            };
+            match chunk {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk?),
+                None if self.buffer.is_empty() => return Ok(None),
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
+}
+
+/// A job as it waits in the queue: it has its cancel token from the moment its frame arrives.
+struct Queued {
+    id: u64,
+    request: Request,
+    cancel: CancelToken,
+}
+
+/// The tokens of every job that has arrived and not ended: a cancel reaches each of them,
+/// started or not.
+#[derive(Default)]
+struct Live(Mutex<Vec<(u64, CancelToken)>>);
+
+impl Live {
+    fn add(&self, id: u64, token: &CancelToken) {
+        if let Ok(mut live) = self.0.lock() {
+            live.push((id, token.clone()));
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut live) = self.0.lock() {
+            live.retain(|(live_id, _)| *live_id != id);
+        }
+    }
+
+    fn cancel_all(&self) {
+        let cancel = |live: &Vec<(u64, CancelToken)>| live.iter().for_each(|(_, token)| token.cancel());
+        match self.0.lock() {
+            Ok(live) => cancel(&live),
+            Err(poisoned) => cancel(poisoned.get_ref()),
+        }
+    }
+}
+
 /// Serves one front end until its stream closes: the handshake, then jobs.
 ///
 /// # Errors
 /// [`ServeError::Protocol`] when the first frame is not a valid hello with the
-/// right token and version, or any later frame is garbage; [`ServeError::Io`]
-/// when the stream fails.
-pub fn serve<R, W>(mut input: R, output: W, token: &str, policy: Policy) -> Result<(), ServeError>
+/// right token and version, or any later frame is garbage, stalls half-way or
+/// overflows the queue; [`ServeError::Io`] when the stream fails.
+pub fn serve<R, W>(input: R, output: W, token: &str, policy: Policy) -> Result<(), ServeError>
 where
-    R: Read + Send,
+    R: Read + Send + 'static,
+    W: Write + Send,
+{
+    serve_with(input, output, token, policy, Limits::default())
+}
+
+/// [`serve`] with other [`Limits`] (tests use a short stall).
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_with<R, W>(input: R, output: W, token: &str, policy: Policy, limits: Limits) -> Result<(), ServeError>
+where
+    R: Read + Send + 'static,
     W: Write + Send,
 {
     let out = Arc::new(Mutex::new(output));
-    match read_frame::<Request>(&mut input) {
+    let mut frames = Frames::start(input, limits.frame_stall);
+    match frames.next() {
         Ok(Some(Request::Hello { version, token: given })) => {
             if version != PROTOCOL_VERSION {
                 return Err(fatal(
@@ -94,49 +256,54 @@ where
         },
     )?;
 
-    let cancel = Arc::new(Mutex::new(CancelToken::new()));
-    let (jobs_tx, jobs) = crossbeam_channel::unbounded::<Request>();
+    let live = Live::default();
+    let (jobs_tx, jobs) = crossbeam_channel::bounded::<Queued>(limits.queued_jobs);
     std::thread::scope(|scope| {
-        let reader_cancel = Arc::clone(&cancel);
+        let live = &live;
         let reader_out = Arc::clone(&out);
         let reader = scope.spawn(move || -> Result<(), ServeError> {
-            let cancel_running = || {
-                if let Ok(token) = reader_cancel.lock() {
-                    token.cancel();
+            // Whatever ends the connection ends every job: the running one stops with its
+            // first MiB unwritten, the queued ones never start.
+            let mut arrived = 0u64;
+            let outcome = loop {
+                match frames.next() {
+                    Ok(Some(Request::Cancel)) => live.cancel_all(),
+                    Ok(Some(Request::Hello { .. })) => break Err(fatal(&reader_out, "a second hello".into())),
+                    Ok(Some(request)) => {
+                        arrived += 1;
+                        let cancel = CancelToken::new();
+                        live.add(arrived, &cancel);
+                        let queued = Queued {
+                            id: arrived,
+                            request,
+                            cancel,
+                        };
+                        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = jobs_tx.try_send(queued) {
+                            break Err(fatal(
+                                &reader_out,
+                                format!("more than {} jobs waiting; one job at a time", limits.queued_jobs),
+                            ));
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(fatal(&reader_out, format!("{e}"))),
                 }
             };
-            loop {
-                match read_frame::<Request>(&mut input) {
-                    Ok(Some(Request::Cancel)) => cancel_running(),
-                    Ok(Some(Request::Hello { .. })) => {
-                        cancel_running();
-                        return Err(fatal(&reader_out, "a second hello".into()));
-                    }
-                    Ok(Some(job)) => {
-                        let _ = jobs_tx.send(job);
-                    }
-                    // The front end went away: stop whatever runs, leave the first MiB unwritten.
-                    Ok(None) => {
-                        cancel_running();
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        cancel_running();
-                        return Err(fatal(&reader_out, format!("{e}")));
-                    }
-                }
-            }
+            live.cancel_all();
+            outcome
         });
-        for job in &jobs {
-            let token = CancelToken::new();
-            if let Ok(mut current) = cancel.lock() {
-                *current = token.clone();
-            }
-            let response = match job {
-                Request::Write(job) => run_write(&job, policy, &out, &token),
-                Request::Verify(job) => run_verify(&job, policy, &out, &token),
-                Request::Hello { .. } | Request::Cancel => continue,
+        for Queued { id, request, cancel } in &jobs {
+            let response = if cancel.is_cancelled() {
+                // Cancelled, or the front end left, before the job began: no drive is looked at.
+                job_failed(&WriteError::Cancelled)
+            } else {
+                match &request {
+                    Request::Write(job) => run_write(job, policy, &out, &cancel),
+                    Request::Verify(job) => run_verify(job, policy, &out, &cancel),
+                    Request::Hello { .. } | Request::Cancel => continue,
+                }
             };
+            live.remove(id);
             if send(&out, &response).is_err() {
                 break;
             }
@@ -295,6 +462,10 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
             };
         }
     };
+    // The last moment a cancel can stop the job before any drive is unmounted or opened.
+    if cancel.is_cancelled() {
+        return job_failed(&WriteError::Cancelled);
+    }
     let facts = ImageFacts::of(&image);
     let mut checked: Vec<Result<Checked, String>> = job
         .targets
@@ -455,4 +626,256 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
             warning: None,
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker's own queue and stream handling, in-process on regular files (the
+    //! client's tests in crates/client/tests/worker.rs run the binary on loop devices).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::{PipeReader, PipeWriter};
+    use std::path::PathBuf;
+    use std::thread::JoinHandle;
+
+    use graver_testkit::Rng;
+
+    use crate::protocol::read_frame;
+
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+    /// What the target holds before a job: anything the job wrote, zeros included, shows.
+    const OLD: u8 = 0x5a;
+    /// The longest a serve may take to end before the test calls it a hang.
+    const HANG_GUARD: Duration = Duration::from_secs(30);
+
+    struct Session {
+        to_worker: PipeWriter,
+        from_worker: PipeReader,
+        served: JoinHandle<Result<(), ServeError>>,
+    }
+
+    fn start(limits: Limits) -> Session {
+        let (req_rx, to_worker) = io::pipe().unwrap();
+        let (from_worker, resp_tx) = io::pipe().unwrap();
+        let policy = Policy {
+            allow_files: true,
+            unsafe_mode: false,
+        };
+        let served = std::thread::spawn(move || serve_with(req_rx, resp_tx, "t0ken", policy, limits));
+        Session {
+            to_worker,
+            from_worker,
+            served,
+        }
+    }
+
+    fn frame(request: &Request) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, request).unwrap();
+        bytes
+    }
+
+    fn hello() -> Vec<u8> {
+        frame(&Request::Hello {
+            version: PROTOCOL_VERSION,
+            token: "t0ken".into(),
+        })
+    }
+
+    /// A 3 MiB image of pseudo-random bytes and a 4 MiB target full of [`OLD`].
+    fn files(dir: &Path) -> (PathBuf, PathBuf) {
+        let image = dir.join("image.img");
+        std::fs::write(&image, Rng::new(7).bytes(3 * MIB)).unwrap();
+        let target = dir.join("target.img");
+        std::fs::write(&target, vec![OLD; 4 * MIB]).unwrap();
+        (image, target)
+    }
+
+    fn write_request(image: &Path, target: &Path) -> Request {
+        Request::Write(WriteJob {
+            image: image.to_path_buf(),
+            targets: vec![JobTarget::file(target)],
+            verify: true,
+            eject: false,
+            overwrite: true,
+            sha256: false,
+        })
+    }
+
+    fn untouched(target: &Path) -> bool {
+        let bytes = std::fs::read(target).unwrap();
+        bytes.len() == 4 * MIB && bytes.iter().all(|&b| b == OLD)
+    }
+
+    /// Responses up to the one that ends a job (or the stream's end).
+    fn until_job_end(from_worker: &mut PipeReader) -> Vec<Response> {
+        let mut seen = Vec::new();
+        while let Some(response) = read_frame::<Response>(from_worker).unwrap() {
+            let end = matches!(
+                response,
+                Response::Finished(_) | Response::JobFailed { .. } | Response::Fatal { .. }
+            );
+            seen.push(response);
+            if end {
+                break;
+            }
+        }
+        seen
+    }
+
+    fn ends_cancelled(seen: &[Response]) -> bool {
+        matches!(
+            seen.last(),
+            Some(Response::JobFailed {
+                kind: ErrorKind::Cancelled,
+                ..
+            })
+        )
+    }
+
+    fn join(served: JoinHandle<Result<(), ServeError>>) -> Result<(), ServeError> {
+        let deadline = Instant::now() + HANG_GUARD;
+        while !served.is_finished() {
+            assert!(Instant::now() < deadline, "the worker did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        served.join().unwrap()
+    }
+
+    #[test]
+    fn a_cancel_right_after_a_write_leaves_the_target_untouched_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let write = frame(&write_request(&image, &target));
+        let cancel = frame(&Request::Cancel);
+        for run in 0..200 {
+            let mut session = start(Limits::default());
+            session.to_worker.write_all(&hello()).unwrap();
+            // Half the runs send both frames in one write, half one after the other, as the client does.
+            if run % 2 == 0 {
+                session
+                    .to_worker
+                    .write_all(&[write.as_slice(), &cancel].concat())
+                    .unwrap();
+            } else {
+                session.to_worker.write_all(&write).unwrap();
+                session.to_worker.write_all(&cancel).unwrap();
+            }
+            let seen = until_job_end(&mut session.from_worker);
+            assert!(
+                matches!(seen.first(), Some(Response::Ready { .. })),
+                "run {run}: {seen:?}"
+            );
+            assert!(ends_cancelled(&seen), "run {run}: the job was not cancelled: {seen:?}");
+            assert!(untouched(&target), "run {run}: a cancelled job wrote to the target");
+            drop(session.to_worker);
+            join(session.served).unwrap();
+        }
+    }
+
+    #[test]
+    fn jobs_waiting_when_the_front_end_hangs_up_never_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        for run in 0..100 {
+            let mut session = start(Limits::default());
+            let jobs = frame(&write_request(&image, &target)).repeat(3);
+            session.to_worker.write_all(&[hello(), jobs].concat()).unwrap();
+            drop(session.to_worker);
+            let mut seen = Vec::new();
+            while let Some(response) = read_frame::<Response>(&mut session.from_worker).unwrap() {
+                seen.push(response);
+            }
+            assert!(
+                !seen
+                    .iter()
+                    .any(|r| matches!(r, Response::Finished(_) | Response::Progress(_))),
+                "run {run}: a job ran after the front end hung up: {seen:?}"
+            );
+            assert!(untouched(&target), "run {run}: a job wrote after the front end hung up");
+            join(session.served).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_job_still_runs_when_nobody_cancels_it() {
+        // The other tests' untouched target means something only if the same job does write.
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let mut session = start(Limits::default());
+        session
+            .to_worker
+            .write_all(&[hello(), frame(&write_request(&image, &target))].concat())
+            .unwrap();
+        let seen = until_job_end(&mut session.from_worker);
+        let Some(Response::Finished(result)) = seen.last() else {
+            panic!("the job did not finish: {seen:?}");
+        };
+        assert_eq!(result.targets[0].outcome, Outcome::Verified);
+        assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
+        drop(session.to_worker);
+        join(session.served).unwrap();
+    }
+
+    #[test]
+    fn a_frame_that_stops_half_way_ends_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let limits = Limits {
+            frame_stall: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        // Half a hello, and half of a job after a whole hello; the stream stays open both times.
+        let write = frame(&write_request(&image, &target));
+        for (stalled, expect_ready) in [
+            (hello()[..3].to_vec(), false),
+            ([hello(), write[..20].to_vec()].concat(), true),
+        ] {
+            let mut session = start(limits);
+            session.to_worker.write_all(&stalled).unwrap();
+            let outcome = join(session.served);
+            assert!(
+                matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("half-way")),
+                "{outcome:?}"
+            );
+            let mut seen = Vec::new();
+            while let Ok(Some(response)) = read_frame::<Response>(&mut session.from_worker) {
+                seen.push(response);
+            }
+            assert_eq!(
+                matches!(seen.first(), Some(Response::Ready { .. })),
+                expect_ready,
+                "{seen:?}"
+            );
+            assert!(matches!(seen.last(), Some(Response::Fatal { .. })), "{seen:?}");
+            assert!(untouched(&target));
+        }
+    }
+
+    #[test]
+    fn more_jobs_than_the_queue_holds_end_the_connection_and_run_none_of_the_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let limits = Limits {
+            queued_jobs: 1,
+            ..Limits::default()
+        };
+        let mut session = start(limits);
+        let jobs = frame(&write_request(&image, &target)).repeat(10);
+        session.to_worker.write_all(&[hello(), jobs].concat()).unwrap();
+        let outcome = join(session.served);
+        assert!(
+            matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("jobs waiting")),
+            "{outcome:?}"
+        );
+        let mut seen = Vec::new();
+        while let Ok(Some(response)) = read_frame::<Response>(&mut session.from_worker) {
+            seen.push(response);
+        }
+        assert!(seen.iter().any(|r| matches!(r, Response::Fatal { .. })), "{seen:?}");
+        let finished = seen.iter().filter(|r| matches!(r, Response::Finished(_))).count();
+        assert!(finished <= 1, "jobs ran after the connection ended: {seen:?}");
+    }
 }

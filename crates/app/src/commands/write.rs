@@ -16,17 +16,11 @@ use crate::cli::{VerifyArgs, WriteArgs};
 use crate::exit::Exit;
 use crate::output::{Reporter, cancel_on_interrupt, json_line};
 
-/// How the CLI starts its worker: beside this executable when installed or built, else the packaged path.
-fn launch() -> Launch {
-    let worker = graver_client::installed_worker();
-    Launch::Auto { worker }
-}
-
 /// Runs one job on a fresh client, showing progress, until its final event.
 fn run_job(command: Command, json: bool) -> Event {
     let cancel = CancelToken::new();
     cancel_on_interrupt(&cancel);
-    let client = Client::spawn(launch());
+    let client = Client::spawn(Launch::Auto);
     let reporter = Reporter::new(json);
     if client.commands.send(command).is_err() {
         return Event::LaunchFailed(LaunchError::ClientGone);
@@ -49,7 +43,15 @@ fn run_job(command: Command, json: bool) -> Event {
         }
     };
     reporter.finish();
-    last
+    match last {
+        // Ctrl-C in a terminal reaches pkexec too, which then ends before the worker
+        // started: the user cancelled, and nothing was sent to write.
+        Event::LaunchFailed(_) if cancel.is_cancelled() => Event::JobFailed {
+            kind: graver_writer::ErrorKind::Cancelled,
+            message: "cancelled before the writer started: nothing was written".into(),
+        },
+        last => last,
+    }
 }
 
 /// Exit code and message for the events that end a job without a result.

@@ -30,7 +30,6 @@ pub struct Services {
 impl Services {
     /// The real thing: native dialog, elevated worker, settings file, drive watcher.
     pub fn real() -> Self {
-        let worker = graver_client::installed_worker();
         Self {
             picker: Box::new(|| {
                 rfd::FileDialog::new()
@@ -42,7 +41,7 @@ impl Services {
                     .add_filter("All files", &["*"])
                     .pick_file()
             }),
-            launch: Launch::Auto { worker },
+            launch: Launch::Auto,
             settings_path: settings::default_path(),
             watch_drives: true,
         }

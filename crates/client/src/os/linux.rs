@@ -2,12 +2,18 @@
 //! `packaging/linux/` (`auth_admin_keep`, and `auth_admin` for the unsafe mode) names it, so the prompt says what is
 //! asked. The worker speaks on its standard streams, which pkexec passes through.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use super::pkexec::{explain_pkexec_failure, pkexec_command};
 use crate::LaunchError;
 use crate::launch::{Connection, spawn_child};
+
+/// The worker the package installs, at the path the polkit policy names: root owns it
+/// and its folder, and pkexec grants the policy's action only for that path.
+pub(crate) fn installed_worker() -> PathBuf {
+    PathBuf::from(crate::LINUX_WORKER_PATH)
+}
 
 /// Starts the worker through pkexec.
 pub(crate) fn launch_elevated(worker: &Path, token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {

@@ -29,6 +29,19 @@ use super::macos_commands::{explain_osascript_failure, osascript_source, socket_
 use crate::LaunchError;
 use crate::launch::{Connection, Process};
 
+/// The worker inside the app bundle installed in /Applications, which an
+/// administrator installs and an ordinary user cannot change; never the one beside
+/// a copy of Graver the user runs from elsewhere.
+///
+/// Honestly, this is a path check, not a privileged helper the system knows: the
+/// prompt still comes from `osascript`, and the system does not check who signed
+/// the program it runs. A launchd daemon registered through `SMAppService` with a
+/// code-signing requirement is the real answer; it needs a signed, notarised
+/// bundle, which this project cannot build or test yet.
+pub(crate) fn installed_worker() -> PathBuf {
+    PathBuf::from(crate::MACOS_WORKER_PATH)
+}
+
 /// How long the prompt may stay unanswered.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the worker may take to connect once the prompt has been answered.

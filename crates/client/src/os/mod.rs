@@ -4,6 +4,8 @@
 //! - `launch_elevated(worker, token) -> Result<Connection, LaunchError>`: the
 //!   prompt, then the worker connected to us (`linux.rs`: pkexec, `macos.rs`:
 //!   `osascript` and a Unix socket, `windows.rs`: UAC and a named pipe);
+//! - `installed_worker()`: the worker an installation puts where only an
+//!   administrator can change it, the only one elevated (see `launch::elevated_worker`);
 //! - `has_device_rights()`: whether this process may open raw devices already;
 //! - `exit_signal(status)`: the signal that ended a child, where the OS has signals;
 //! - `explain_prompt_exit(how, status, stderr)`: what the exit of an elevation
@@ -28,19 +30,19 @@ pub(crate) use unix::{exit_signal, has_device_rights};
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{explain_prompt_exit, launch_elevated};
+pub(crate) use linux::{explain_prompt_exit, installed_worker, launch_elevated};
 
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "macos")]
-pub(crate) use macos::{explain_prompt_exit, launch_elevated};
+pub(crate) use macos::{explain_prompt_exit, installed_worker, launch_elevated};
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::{exit_signal, explain_prompt_exit, has_device_rights, launch_elevated};
+pub(crate) use windows::{exit_signal, explain_prompt_exit, has_device_rights, installed_worker, launch_elevated};
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 mod other;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-pub(crate) use other::{explain_prompt_exit, launch_elevated};
+pub(crate) use other::{explain_prompt_exit, installed_worker, launch_elevated};

@@ -1,10 +1,15 @@
 //! Any other OS: Graver knows no elevation prompt there.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use crate::LaunchError;
 use crate::launch::Connection;
+
+/// Where a Unix package would put it; nothing is elevated here anyway.
+pub(crate) fn installed_worker() -> PathBuf {
+    PathBuf::from(crate::LINUX_WORKER_PATH)
+}
 
 /// Refuses: the user has to start Graver with the rights already.
 pub(crate) fn launch_elevated(_worker: &Path, _token: &str, _unsafe_mode: bool) -> Result<Connection, LaunchError> {

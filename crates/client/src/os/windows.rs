@@ -11,9 +11,11 @@
 //! The pipe is opened for overlapped I/O on both ends; the halves that make
 //! that work are graver-writer's (`os/pipe.rs`), shared with the worker's end.
 
+use std::ffi::OsString;
 use std::io;
+use std::os::windows::ffi::OsStringExt;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::ptr;
 use std::time::Duration;
@@ -30,7 +32,7 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Com::{
-    COINIT_APARTMENTTHREADED, COINIT_DISABLE_OLE1DDE, CoInitializeEx, CoUninitialize,
+    COINIT_APARTMENTTHREADED, COINIT_DISABLE_OLE1DDE, CoInitializeEx, CoTaskMemFree, CoUninitialize,
 };
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::{
@@ -41,7 +43,8 @@ use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, GetExitCodeProcess, GetProcessId, OpenProcessToken, WaitForMultipleObjects,
 };
 use windows_sys::Win32::UI::Shell::{
-    SEE_MASK_FLAG_NO_UI, SEE_MASK_NOASYNC, SEE_MASK_NOCLOSEPROCESS, SHELLEXECUTEINFOW, ShellExecuteExW,
+    FOLDERID_ProgramFiles, SEE_MASK_FLAG_NO_UI, SEE_MASK_NOASYNC, SEE_MASK_NOCLOSEPROCESS, SHELLEXECUTEINFOW,
+    SHGetKnownFolderPath, ShellExecuteExW,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::SW_HIDE;
 
@@ -53,6 +56,31 @@ use crate::launch::{Connection, Process};
 /// administrator's programs run without them until UAC elevates one.
 pub(crate) fn has_device_rights() -> bool {
     false
+}
+
+/// The worker the installer puts in Program Files (`{autopf}\\Graver` in
+/// packaging/windows/graver.iss), where only administrators may change it. The folder
+/// comes from the system, not from the `ProgramFiles` variable, which the user sets.
+pub(crate) fn installed_worker() -> PathBuf {
+    program_files()
+        .unwrap_or_else(|| PathBuf::from(r"C:\Program Files"))
+        .join(r"Graver\graver-writer.exe")
+}
+
+fn program_files() -> Option<PathBuf> {
+    let mut path: *mut u16 = ptr::null_mut();
+    // SAFETY: FOLDERID_ProgramFiles is a valid GUID; on success `path` receives a
+    // NUL-terminated string that CoTaskMemFree releases, also on failure (null is allowed).
+    let found = unsafe { SHGetKnownFolderPath(&FOLDERID_ProgramFiles, 0, ptr::null_mut(), &mut path) };
+    let folder = (found == 0 && !path.is_null()).then(|| {
+        // SAFETY: `path` is NUL-terminated, as SHGetKnownFolderPath promises.
+        let len = (0..).take_while(|&i| unsafe { *path.add(i) } != 0).count();
+        // SAFETY: the `len` units before the NUL are the string.
+        PathBuf::from(OsString::from_wide(unsafe { std::slice::from_raw_parts(path, len) }))
+    });
+    // SAFETY: `path` came from SHGetKnownFolderPath (or is null).
+    unsafe { CoTaskMemFree(path.cast()) };
+    folder
 }
 
 /// Windows ends processes without signals.
