@@ -8,10 +8,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 
 use crate::support::{Loop, MIB, check, fixture, graver, read_at, require_root, run, scratch, tool, write_to};
+
+/// A private mount namespace copies every mount there is, so while one lives a loop
+/// device mounted by a test running beside it stays in use after it is unmounted here,
+/// and the write finds it busy (as it would with a container holding the mount). The
+/// tests that make namespaces take this lock to write; those that need their own mount
+/// to come off take it to read.
+static NAMESPACES: RwLock<()> = RwLock::new(());
+
+fn own_mounts() -> RwLockReadGuard<'static, ()> {
+    NAMESPACES.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn private_namespaces() -> RwLockWriteGuard<'static, ()> {
+    NAMESPACES.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Mounts and partitions made on a loop device, undone before the device is detached.
 struct Mounted {
@@ -63,6 +79,7 @@ fn is_mounted(mount_point: &Path) -> bool {
 #[test]
 fn loop_devices_are_listed_with_partitions_and_mounts_and_unmounted_before_writing() {
     require_root!();
+    let _mounts = own_mounts();
     let device = Loop::new(64 * MIB);
     let (p1, p2) = partition(&device.dev);
     let dir = scratch();
@@ -175,6 +192,7 @@ fn an_image_stored_on_the_target_drive_is_refused() {
 #[test]
 fn a_system_disk_look_alike_is_refused_unless_unsafe_and_named() {
     require_root!();
+    let _namespaces = private_namespaces();
     let device = Loop::new(64 * MIB);
     let (p1, _) = partition(&device.dev);
     let _partitioned = Mounted {
