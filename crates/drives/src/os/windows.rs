@@ -587,36 +587,30 @@ fn registry_strings(key: &str, value: &str) -> Option<Vec<String>> {
     let key = wide(OsStr::new(key));
     let value = wide(OsStr::new(value));
     let flags = RRF_RT_REG_SZ | RRF_RT_REG_MULTI_SZ;
-    let mut bytes = 0u32;
-    // SAFETY: both names are NUL-terminated; a null buffer asks only for the size, written to `bytes`.
-    let status = unsafe {
-        RegGetValueW(
-            HKEY_LOCAL_MACHINE,
-            key.as_ptr(),
-            value.as_ptr(),
-            flags,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            &raw mut bytes,
-        )
+    // Called twice: with no buffer for the size, then with a buffer of that size.
+    let get = |buf: Option<&mut [u16]>, bytes: &mut u32| {
+        let data = buf.map_or(std::ptr::null_mut(), |buf| buf.as_mut_ptr().cast());
+        // SAFETY: both names are NUL-terminated; `data` is null (asking only for the
+        // size, written to `bytes`) or valid for `bytes` bytes.
+        unsafe {
+            RegGetValueW(
+                HKEY_LOCAL_MACHINE,
+                key.as_ptr(),
+                value.as_ptr(),
+                flags,
+                std::ptr::null_mut(),
+                data,
+                bytes,
+            )
+        }
     };
-    if status != ERROR_SUCCESS {
+    let mut bytes = 0u32;
+    if get(None, &mut bytes) != ERROR_SUCCESS {
         return None;
     }
     let mut buf = vec![0u16; usize::try_from(bytes).ok()? / 2 + 1];
     let mut bytes = u32::try_from(buf.len() * 2).ok()?;
-    // SAFETY: as above; `buf` is valid for `bytes` bytes.
-    let status = unsafe {
-        RegGetValueW(
-            HKEY_LOCAL_MACHINE,
-            key.as_ptr(),
-            value.as_ptr(),
-            flags,
-            std::ptr::null_mut(),
-            buf.as_mut_ptr().cast(),
-            &raw mut bytes,
-        )
-    };
+    let status = get(Some(&mut buf), &mut bytes);
     (status == ERROR_SUCCESS).then(|| windows_map::split_multi_sz(&buf))
 }
 
