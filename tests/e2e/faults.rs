@@ -236,19 +236,25 @@ fn a_counterfeit_that_holds_the_image_succeeds_with_a_warning() {
     );
 }
 
+/// Writes `image` to `drive` and sends `signal` (`kill`'s spelling) to the CLI once
+/// `phase` has moved 2 MiB.
+fn write_and_signal(image: &Path, drive: &FaultyDrive, phase: &str, signal: &str) -> Ran {
+    run_watched(&mut write_to(image, drive.dev()), |p, pid| {
+        let now = p["phase"] == phase && p["bytes"].as_u64().unwrap_or(0) > 2 * MIB;
+        if now {
+            check(Command::new("kill").args([signal, &pid.to_string()]));
+        }
+        now
+    })
+}
+
 #[test]
 fn a_slow_drive_is_cancelled_with_sigint() {
     require_faulty_drive!();
     let dir = scratch();
     let image = new_image(dir.path());
     let drive = stick().speed_limit(2_000_000).build();
-    let ran = run_watched(&mut write_to(&image, drive.dev()), |p, pid| {
-        let writing = p["phase"] == "writing" && p["bytes"].as_u64().unwrap_or(0) > 2 * MIB;
-        if writing {
-            check(Command::new("kill").args(["-INT", &pid.to_string()]));
-        }
-        writing
-    });
+    let ran = write_and_signal(&image, &drive, "writing", "-INT");
     ran.expect(7, "cancelled");
     assert!(ran.after_action.is_some(), "never reached the body\n{}", ran.transcript);
     assert_unrecognisable(&drive, &ran.transcript);
@@ -261,13 +267,7 @@ fn sigterm_in_every_phase() {
         let dir = scratch();
         let image = new_image(dir.path());
         let drive = stick().speed_limit(8_000_000).build();
-        let ran = run_watched(&mut write_to(&image, drive.dev()), |p, pid| {
-            let now = p["phase"] == phase && p["bytes"].as_u64().unwrap_or(0) > 2 * MIB;
-            if now {
-                check(Command::new("kill").args(["-TERM", &pid.to_string()]));
-            }
-            now
-        });
+        let ran = write_and_signal(&image, &drive, phase, "-TERM");
         ran.expect(7, "cancelled");
         assert!(ran.after_action.is_some(), "never reached {phase}\n{}", ran.transcript);
         assert_unrecognisable(&drive, &ran.transcript);
@@ -280,13 +280,7 @@ fn the_writer_killed_mid_write() {
     let dir = scratch();
     let image = new_image(dir.path());
     let drive = stick().speed_limit(8_000_000).build();
-    let ran = run_watched(&mut write_to(&image, drive.dev()), |p, pid| {
-        let now = p["phase"] == "writing" && p["bytes"].as_u64().unwrap_or(0) > 2 * MIB;
-        if now {
-            check(Command::new("kill").args(["-KILL", &pid.to_string()]));
-        }
-        now
-    });
+    let ran = write_and_signal(&image, &drive, "writing", "-KILL");
     assert_eq!(ran.status.code(), None, "{}", ran.transcript);
     assert_unrecognisable(&drive, &ran.transcript);
 }

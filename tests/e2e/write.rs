@@ -82,42 +82,32 @@ fn verify_finds_a_changed_byte() {
     let xz = fx.file("xz");
     run(write_to(&xz, &device.dev).args(["--yes", "--no-verify"])).expect_code(0);
     // A loop device is not removable: reading it back needs that warning confirmed too.
+    // A confirmed comparison, in words or as JSON.
+    let confirmed = |json: bool| {
+        let mut command = graver();
+        command
+            .arg("verify")
+            .arg(&xz)
+            .arg("--against")
+            .arg(&device.dev)
+            .arg("--yes");
+        if json {
+            command.arg("--json");
+        }
+        run(&mut command)
+    };
     run(graver().arg("verify").arg(&xz).arg("--against").arg(&device.dev))
         .expect_code(4)
         .expect_stderr("not a removable drive");
-    run(graver()
-        .arg("verify")
-        .arg(&xz)
-        .arg("--against")
-        .arg(&device.dev)
-        .arg("--yes"))
-    .expect_code(0);
-    let out = run(graver()
-        .arg("verify")
-        .arg(&xz)
-        .arg("--against")
-        .arg(&device.dev)
-        .arg("--yes")
-        .arg("--json"));
+    confirmed(false).expect_code(0);
+    let out = confirmed(true);
     out.expect_code(0);
     assert_eq!(out.result()["ok"], true, "{out}");
 
     let offset = 5 * MIB + 7;
     device.flip_byte(offset);
-    let out = run(graver()
-        .arg("verify")
-        .arg(&xz)
-        .arg("--against")
-        .arg(&device.dev)
-        .arg("--yes"));
-    out.expect_code(6).expect_stderr("5242887");
-    let out = run(graver()
-        .arg("verify")
-        .arg(&xz)
-        .arg("--against")
-        .arg(&device.dev)
-        .arg("--yes")
-        .arg("--json"));
+    confirmed(false).expect_code(6).expect_stderr("5242887");
+    let out = confirmed(true);
     out.expect_code(6);
     let result = out.result();
     assert_eq!(result["ok"], false, "{out}");
