@@ -639,12 +639,16 @@ mod tests {
     }
 
     fn start(limits: Limits) -> Session {
-        let (req_rx, to_worker) = io::pipe().unwrap();
-        let (from_worker, resp_tx) = io::pipe().unwrap();
         let policy = Policy {
             allow_files: true,
             unsafe_mode: false,
         };
+        start_with(policy, limits)
+    }
+
+    fn start_with(policy: Policy, limits: Limits) -> Session {
+        let (req_rx, to_worker) = io::pipe().unwrap();
+        let (from_worker, resp_tx) = io::pipe().unwrap();
         let served = std::thread::spawn(move || serve_with(req_rx, resp_tx, "t0ken", policy, limits));
         Session {
             to_worker,
@@ -799,6 +803,43 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
         drop(session.to_worker);
         join(session.served).unwrap();
+    }
+
+    #[test]
+    fn a_worker_that_may_not_write_files_refuses_them_as_data_in_writes_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let policy = Policy {
+            allow_files: false,
+            unsafe_mode: false,
+        };
+        let verify = Request::Verify(VerifyJob {
+            image: image.clone(),
+            target: JobTarget::file(&target),
+        });
+        for request in [write_request(&image, &target), verify] {
+            let mut session = start_with(policy, Limits::default());
+            session
+                .to_worker
+                .write_all(&[hello(), frame(&request)].concat())
+                .unwrap();
+            let seen = until_job_end(&mut session.from_worker);
+            let Some(Response::Finished(result)) = seen.last() else {
+                panic!("a refused target must end the job as finished: {seen:?}");
+            };
+            assert_eq!(result.targets.len(), 1);
+            assert_eq!(result.targets[0].target, target);
+            assert_eq!(
+                result.targets[0].outcome,
+                Outcome::Refused {
+                    refusal: Refusal::FileTarget
+                }
+            );
+            assert_eq!(result.worst(), Some(ErrorKind::Refused));
+            assert!(untouched(&target));
+            drop(session.to_worker);
+            join(session.served).unwrap();
+        }
     }
 
     #[test]
