@@ -100,7 +100,7 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
         if let Verdict::Ask(asks) = &verdict
             && let Some(Ask::TypeName(system)) = asks.first()
         {
-            eprintln!("WARNING: {system}");
+            eprintln!("WARNING: {}", system.message);
             typed = Some(ask(&format!(
                 "Type the drive's name ({}) to erase it anyway: ",
                 drive.name
@@ -113,7 +113,7 @@ pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
             Verdict::Ask(asks) => asks
                 .into_iter()
                 .filter_map(|a| match a {
-                    Ask::Confirm(warning) => Some(warning),
+                    Ask::Confirm(warning) => Some(warning.message),
                     Ask::TypeName(_) => None,
                 })
                 .collect(),
@@ -162,8 +162,10 @@ pub fn verify_target(args: &VerifyArgs) -> Result<JobTarget, NotChosen> {
             let said: Vec<String> = asks
                 .into_iter()
                 .map(|a| match a {
-                    Ask::Confirm(warning) => format!("{warning} Pass --yes to read it anyway."),
-                    Ask::TypeName(system) => format!("{system} Give its name with --confirm-name to read it."),
+                    Ask::Confirm(warning) => format!("{} Pass --yes to read it anyway.", warning.message),
+                    Ask::TypeName(system) => {
+                        format!("{} Give its name with --confirm-name to read it.", system.message)
+                    }
                 })
                 .collect();
             return Err((Exit::Refused, format!("{}: {}", drive.path.display(), said.join(" "))));
@@ -179,10 +181,11 @@ pub fn verify_target(args: &VerifyArgs) -> Result<JobTarget, NotChosen> {
 /// The CLI's wording of a refusal: what to pass to go on, where anything can.
 fn refused(drive: &Drive, refusal: &Refusal) -> String {
     match refusal {
-        Refusal::Forbidden(why) => format!("{}: {why}", drive.path.display()),
+        Refusal::Forbidden(found) => format!("{}: {}", drive.path.display(), graver_drives::sentences(found)),
         Refusal::SystemDrive(why) => format!(
-            "{}: {why} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
-            drive.path.display()
+            "{}: {} Refused; if you really mean it, pass --unsafe and confirm the drive's name.",
+            drive.path.display(),
+            why.message
         ),
         Refusal::NameMismatch { expected } => {
             format!("the name typed does not match {expected}; nothing was written")

@@ -15,6 +15,7 @@ mod exit;
 mod gui;
 mod os;
 mod output;
+mod wording;
 
 use std::process::ExitCode;
 

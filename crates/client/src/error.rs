@@ -202,6 +202,21 @@ pub enum LaunchError {
     },
 }
 
+/// Why a worker that had taken the job stopped before ending it. The drive was left
+/// without its first MiB; the front ends say so in their own words.
+#[derive(Debug)]
+pub enum WorkerLost {
+    /// Its connection closed mid-job: how it ended, as far as the client can tell
+    /// (mostly [`LaunchError::Ended`] with the process's [`WorkerExit`]).
+    Ended(Box<LaunchError>),
+    /// It answered the handshake a second time, mid-job.
+    SecondHello,
+    /// The front end went away and the worker did not stop when asked, so it was ended.
+    Unstoppable,
+    /// The client's own thread stopped, taking the connection with it.
+    ClientStopped,
+}
+
 /// How a worker's stream came to an end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerExit {

@@ -22,7 +22,7 @@ mod error;
 mod launch;
 mod os;
 
-pub use crate::error::{LaunchError, WorkerExit};
+pub use crate::error::{LaunchError, WorkerExit, WorkerLost};
 use crate::launch::{Connection, start};
 pub use crate::launch::{
     DEV_WORKER_VAR, LINUX_WORKER_PATH, MACOS_WORKER_PATH, elevated_worker, has_device_rights, worker_args,
@@ -63,10 +63,7 @@ pub enum Event {
     /// The worker could not be started: elevation refused or cancelled, no polkit agent, no worker binary.
     LaunchFailed(LaunchError),
     /// The worker died, was killed, or its connection closed mid-job.
-    WorkerLost {
-        /// What happened.
-        message: String,
-    },
+    WorkerLost(WorkerLost),
 }
 
 /// How to start workers.
@@ -240,9 +237,7 @@ fn run_job(
                             },
                         }
                     }
-                    Ok(Ok(Some(Response::Ready { .. }))) => Some(Event::WorkerLost {
-                        message: "the writer said hello twice".into(),
-                    }),
+                    Ok(Ok(Some(Response::Ready { .. }))) => Some(Event::WorkerLost(WorkerLost::SecondHello)),
                     Ok(Ok(Some(Response::Progress(p)))) => {
                         let _ = events.send(Event::Progress(p));
                         None
@@ -250,7 +245,7 @@ fn run_job(
                     Ok(Ok(Some(Response::Finished(result)))) => Some(Event::Finished(result)),
                     Ok(Ok(Some(Response::JobFailed { kind, message }))) => Some(Event::JobFailed { kind, message }),
                     Ok(Ok(Some(Response::Fatal { message }))) => Some(Event::LaunchFailed(LaunchError::Refused(message))),
-                    Ok(Ok(None) | Err(_)) | Err(_) if ready => Some(Event::WorkerLost { message: process.exit_story(&how).to_string() }),
+                    Ok(Ok(None) | Err(_)) | Err(_) if ready => Some(Event::WorkerLost(WorkerLost::Ended(Box::new(process.exit_story(&how))))),
                     Ok(Ok(None) | Err(_)) | Err(_) => Some(Event::LaunchFailed(process.exit_story(&how))),
                 },
                 recv(commands) -> command => match command {
@@ -282,9 +277,7 @@ fn run_job(
                         let _ = write_frame(&mut to_worker, &Request::Cancel);
                     }
                 },
-                recv(give_up) -> _ => outcome = Some(Event::WorkerLost {
-                    message: "the writer did not stop when asked and was ended".into(),
-                }),
+                recv(give_up) -> _ => outcome = Some(Event::WorkerLost(WorkerLost::Unstoppable)),
             }
         }
         outcome

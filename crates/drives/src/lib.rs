@@ -59,7 +59,7 @@ pub mod fuzzing;
 pub use crate::drive::{Bus, Drive, Identity, Partition};
 pub use crate::policy::{
     Ask, Consent, Finding, Hazard, ImageFacts, LARGE_DRIVE_BYTES, Refusal, Severity, Verdict, classify, is_flashable,
-    judge,
+    judge, sentences,
 };
 pub use crate::resolve::{PathKind, Resolved, chosen, path_kind, resolve};
 pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};

@@ -73,7 +73,7 @@ impl Hazard {
 }
 
 /// A hazard found on a drive, with the sentence the GUI and CLI show as is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// The hazard (`flag` in JSON, as `graver list --json` has always called it).
     #[serde(rename = "flag")]
@@ -128,11 +128,11 @@ pub struct Consent<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Hazards that refuse every write (unknown, holds the image, too small,
-    /// read-only): their sentences, joined.
-    Forbidden(String),
-    /// A system drive outside unsafe mode: the sentence saying why it is one. Each front
+    /// read-only), most serious first.
+    Forbidden(Vec<Finding>),
+    /// A system drive outside unsafe mode: the finding saying why it is one. Each front
     /// end says how to turn unsafe mode on.
-    SystemDrive(String),
+    SystemDrive(Finding),
     /// The name typed to confirm a system drive is not its name.
     NameMismatch {
         /// The drive's name, which had to be typed.
@@ -143,10 +143,19 @@ pub enum Refusal {
 /// Something the user must still do before the write may start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
-    /// Type the drive's name: it is a system drive (the sentence says why).
-    TypeName(String),
-    /// Confirm a warning (large, not removable): its sentence.
-    Confirm(String),
+    /// Type the drive's name: it is a system drive (the finding says why).
+    TypeName(Finding),
+    /// Confirm a warning (large, not removable).
+    Confirm(Finding),
+}
+
+/// The sentences of `findings`, joined into one paragraph.
+pub fn sentences(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The policy's answer for one drive, one image and what the user agreed to.
@@ -184,18 +193,18 @@ impl Verdict {
 /// chosen) given `consent`, and what the user must still do if it may.
 pub fn judge(drive: &Drive, facts: Option<&ImageFacts>, consent: Consent<'_>) -> Verdict {
     let findings = classify(drive, facts);
-    let forbidden: Vec<&str> = findings
+    let forbidden: Vec<Finding> = findings
         .iter()
         .filter(|f| f.hazard.severity() == Severity::Refuse)
-        .map(|f| f.message.as_str())
+        .cloned()
         .collect();
     if !forbidden.is_empty() {
-        return Verdict::Refused(Refusal::Forbidden(forbidden.join(" ")));
+        return Verdict::Refused(Refusal::Forbidden(forbidden));
     }
     let mut asks = Vec::new();
     if let Some(system) = findings.iter().find(|f| f.hazard.severity() == Severity::Unsafe) {
         if !consent.unsafe_mode {
-            return Verdict::Refused(Refusal::SystemDrive(system.message.clone()));
+            return Verdict::Refused(Refusal::SystemDrive(system.clone()));
         }
         match consent.typed_name {
             Some(typed) if typed == drive.name => {}
@@ -204,7 +213,7 @@ pub fn judge(drive: &Drive, facts: Option<&ImageFacts>, consent: Consent<'_>) ->
                     expected: drive.name.clone(),
                 });
             }
-            None => asks.push(Ask::TypeName(system.message.clone())),
+            None => asks.push(Ask::TypeName(system.clone())),
         }
     }
     if !consent.warnings_confirmed {
@@ -212,7 +221,8 @@ pub fn judge(drive: &Drive, facts: Option<&ImageFacts>, consent: Consent<'_>) ->
             findings
                 .iter()
                 .filter(|f| f.hazard.severity() == Severity::Confirm)
-                .map(|f| Ask::Confirm(f.message.clone())),
+                .cloned()
+                .map(Ask::Confirm),
         );
     }
     if asks.is_empty() {
@@ -411,7 +421,7 @@ mod tests {
             warnings_confirmed: true,
         };
         match judge(&drive, None, unsafe_typed) {
-            Verdict::Refused(Refusal::Forbidden(why)) => assert_eq!(why, notes[0].message),
+            Verdict::Refused(Refusal::Forbidden(why)) => assert_eq!(why, notes[..1]),
             other => panic!("{other:?}"),
         }
     }
@@ -561,11 +571,12 @@ mod tests {
             );
             // Every sentence names the drive and is a whole sentence.
             let sentences: Vec<&str> = match &verdict {
-                Verdict::Refused(Refusal::Forbidden(s) | Refusal::SystemDrive(s)) => vec![s.as_str()],
+                Verdict::Refused(Refusal::Forbidden(found)) => found.iter().map(|f| f.message.as_str()).collect(),
+                Verdict::Refused(Refusal::SystemDrive(f)) => vec![f.message.as_str()],
                 Verdict::Ask(asks) => asks
                     .iter()
                     .map(|a| match a {
-                        Ask::TypeName(s) | Ask::Confirm(s) => s.as_str(),
+                        Ask::TypeName(f) | Ask::Confirm(f) => f.message.as_str(),
                     })
                     .collect(),
                 _ => Vec::new(),

@@ -18,13 +18,13 @@
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use graver_drives::{Drive, Hazard, Identity};
+use graver_drives::{Drive, Finding, Hazard, Identity};
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrorKind, Progress};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// No message comes near this; a larger length prefix is garbage.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -127,8 +127,8 @@ pub enum Outcome {
     Written,
     /// Not touched: the worker's own checks refused it.
     Refused {
-        /// Why, in a sentence.
-        reason: String,
+        /// Why; the front ends word it.
+        refusal: Refusal,
     },
     /// Failed part-way.
     Failed {
@@ -151,6 +151,97 @@ impl Outcome {
             Self::Verified | Self::Written => None,
             Self::Refused { .. } => Some(ErrorKind::Refused),
             Self::Failed { kind, .. } => Some(*kind),
+        }
+    }
+}
+
+/// Why the worker refused a target, as data: the front ends say it in their own words.
+/// Nothing was written to (or read from) a refused target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum Refusal {
+    /// No drive is at the path any more: it was unplugged.
+    Unplugged,
+    /// The path is a listed drive, but the job does not say which drive the user chose.
+    Unidentified,
+    /// The path is no whole drive in the list of drives.
+    NotWholeDrive {
+        /// The drive it is a partition of, when it is one.
+        partition_of: Option<PathBuf>,
+    },
+    /// A regular file, given to a privileged worker: it writes only drives it finds itself.
+    FileTarget,
+    /// The path names another drive than the one the user chose (unplugged, swapped,
+    /// re-attached since it was listed).
+    DriveChanged,
+    /// The policy refuses every write to this drive (unknown, holds the image, too
+    /// small, read-only), most serious first.
+    Forbidden {
+        /// The hazards that refuse it, each with the policy's sentence.
+        findings: Vec<Finding>,
+    },
+    /// A system drive, and this worker was not started in unsafe mode.
+    SystemDrive {
+        /// Why it is one, with the policy's sentence.
+        finding: Finding,
+    },
+    /// The name typed to confirm a system drive is not its name.
+    NameMismatch {
+        /// The drive's name, which had to be typed.
+        expected: String,
+    },
+    /// The job lacks consent the policy asks for this drive: a system drive's name
+    /// typed (a [`Hazard::System`] finding), warnings confirmed (the others).
+    Unconfirmed {
+        /// What was not confirmed, with the policy's sentences.
+        findings: Vec<Finding>,
+    },
+    /// Nothing is at the path (a file target that does not exist, a device node gone).
+    Missing,
+    /// A regular file exists and the job did not ask to overwrite it (in-process workers only).
+    FileExists,
+    /// The drive is read-only (a write-protect switch, a read-only medium).
+    ReadOnly,
+    /// Something holds the drive: a mounted partition or another program.
+    Busy {
+        /// What holds it and what to do, when Graver found out.
+        detail: Option<String>,
+    },
+    /// Opening the drive needs rights this worker does not have.
+    PermissionDenied,
+    /// The path is something that cannot take an image (a directory, a character device).
+    NotWritable {
+        /// What it is instead.
+        kind: String,
+    },
+    /// This OS cannot write raw devices.
+    Unsupported,
+    /// The drive could not be listed, opened or prepared; what the OS said.
+    CannotOpen {
+        /// The OS's error, as it gave it.
+        message: String,
+    },
+}
+
+impl From<graver_drives::DriveError> for Refusal {
+    fn from(error: graver_drives::DriveError) -> Self {
+        use graver_drives::DriveError;
+        match error {
+            DriveError::NotFound(_) => Self::Missing,
+            DriveError::NotWritable { kind, .. } => Self::NotWritable { kind: kind.to_owned() },
+            DriveError::FileExists(_) => Self::FileExists,
+            DriveError::ReadOnly(_) => Self::ReadOnly,
+            DriveError::Busy(_) => Self::Busy { detail: None },
+            DriveError::InUse { detail, .. } => Self::Busy { detail: Some(detail) },
+            DriveError::Changed(_) => Self::DriveChanged,
+            DriveError::PermissionDenied(_) => Self::PermissionDenied,
+            DriveError::Unsupported(_) => Self::Unsupported,
+            DriveError::Io { source, .. } => Self::CannotOpen {
+                message: source.to_string(),
+            },
+            other => Self::CannotOpen {
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -380,6 +471,70 @@ mod tests {
         }
     }
 
+    /// One refused target for each way the worker refuses.
+    fn refusals() -> JobResult {
+        let system = Finding {
+            hazard: Hazard::System,
+            message: "sda is a system drive (it holds /); writing to it would destroy the running system.".into(),
+        };
+        let removable = Finding {
+            hazard: Hazard::NonRemovable,
+            message: "sdb is not a removable drive; make sure it is the one you mean to erase.".into(),
+        };
+        let refusals = [
+            Refusal::Unplugged,
+            Refusal::Unidentified,
+            Refusal::NotWholeDrive {
+                partition_of: Some("/dev/sdb".into()),
+            },
+            Refusal::NotWholeDrive { partition_of: None },
+            Refusal::FileTarget,
+            Refusal::DriveChanged,
+            Refusal::Forbidden {
+                findings: vec![Finding {
+                    hazard: Hazard::TooSmall,
+                    message: "sdb is too small: it holds 16 MB but the image needs 4.3 GB.".into(),
+                }],
+            },
+            Refusal::SystemDrive {
+                finding: system.clone(),
+            },
+            Refusal::NameMismatch { expected: "sda".into() },
+            Refusal::Unconfirmed {
+                findings: vec![system, removable],
+            },
+            Refusal::Missing,
+            Refusal::FileExists,
+            Refusal::ReadOnly,
+            Refusal::Busy { detail: None },
+            Refusal::Busy {
+                detail: Some("/media/stick is in use by bash (pid 412); close it and try again".into()),
+            },
+            Refusal::PermissionDenied,
+            Refusal::NotWritable {
+                kind: "a directory".into(),
+            },
+            Refusal::Unsupported,
+            Refusal::CannotOpen {
+                message: "Input/output error (os error 5)".into(),
+            },
+        ];
+        JobResult {
+            image_len: 0,
+            sha256: None,
+            elapsed_secs: 0.25,
+            targets: refusals
+                .into_iter()
+                .map(|refusal| TargetResult {
+                    target: "/dev/sdb".into(),
+                    outcome: Outcome::Refused { refusal },
+                    ejected: None,
+                    warning: None,
+                })
+                .collect(),
+        }
+    }
+
     type Named<T> = Vec<(&'static str, T)>;
 
     /// One sample of every message, named after its fixture file.
@@ -481,7 +636,12 @@ mod tests {
                         TargetResult {
                             target: "/dev/sdd".into(),
                             outcome: Outcome::Refused {
-                                reason: "sdd is read-only; check its write-protect switch.".into(),
+                                refusal: Refusal::Forbidden {
+                                    findings: vec![Finding {
+                                        hazard: Hazard::ReadOnly,
+                                        message: "sdd is read-only; check its write-protect switch.".into(),
+                                    }],
+                                },
                             },
                             ejected: None,
                             warning: None,
@@ -489,6 +649,7 @@ mod tests {
                     ],
                 }),
             ),
+            ("refusals", Response::Finished(refusals())),
             (
                 "job_failed",
                 Response::JobFailed {

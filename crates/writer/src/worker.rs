@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
 
 use graver_drives::{
-    Access, Ask, Consent, Drive, DriveError, ImageFacts, PathKind, Refusal, Resolved, Severity, Target, Verdict,
+    Access, Ask, Consent, Drive, DriveError, ImageFacts, PathKind, Resolved, Severity, Target, Verdict,
 };
 use graver_image::Image;
 
 use crate::os::as_invoking_user;
 use crate::protocol::{
-    self, Eject, JobResult, JobTarget, Outcome, PROTOCOL_VERSION, Request, Response, TargetResult, VerifyJob, WriteJob,
-    write_frame,
+    self, Eject, JobResult, JobTarget, Outcome, PROTOCOL_VERSION, Refusal, Request, Response, TargetResult, VerifyJob,
+    WriteJob, write_frame,
 };
 use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
 
@@ -343,20 +343,24 @@ fn consented<'a>(
     drives: &'a [Drive],
     facts: Option<&ImageFacts>,
     policy: Policy,
-) -> Result<&'a Drive, String> {
-    let shown = target.path.display();
+) -> Result<&'a Drive, Refusal> {
+    let not_whole = |resolved: Resolved<'_>| Refusal::NotWholeDrive {
+        partition_of: match resolved {
+            Resolved::Partition(drive) => Some(drive.path.clone()),
+            Resolved::Drive(_) | Resolved::File | Resolved::Unlisted { .. } => None,
+        },
+    };
     let Some(identity) = &target.drive else {
         return Err(match graver_drives::resolve(drives, &target.path) {
-            Resolved::Unlisted { present: false } => format!("{shown}: no such drive; was it unplugged?"),
-            Resolved::Drive(_) => format!("{shown}: the job does not say which drive the user chose; nothing was done"),
-            Resolved::Partition(_) | Resolved::Unlisted { present: true } | Resolved::File => format!(
-                "{shown} is not a whole drive in the list of drives (a partition, or a device Graver does not write to)"
-            ),
+            Resolved::Unlisted { present: false } => Refusal::Unplugged,
+            Resolved::Drive(_) => Refusal::Unidentified,
+            other => not_whole(other),
         });
     };
     let drive = graver_drives::chosen(drives, &target.path, identity).map_err(|e| match e {
-        DriveError::NotFound(_) => format!("{shown}: no such drive; was it unplugged?"),
-        other => other.to_string(),
+        DriveError::NotFound(_) => Refusal::Unplugged,
+        DriveError::NotWritable { .. } => not_whole(graver_drives::resolve(drives, &target.path)),
+        other => Refusal::from(other),
     })?;
     // Each warning the policy has for this drive must have been shown and confirmed.
     let warnings_confirmed = graver_drives::classify(drive, facts)
@@ -370,23 +374,17 @@ fn consented<'a>(
     };
     match graver_drives::judge(drive, facts, consent) {
         Verdict::Allowed => Ok(drive),
-        Verdict::Refused(Refusal::Forbidden(why)) => Err(why),
-        Verdict::Refused(Refusal::SystemDrive(why)) => Err(format!(
-            "{why} Only a writer started in unsafe mode (`--unsafe`, with its own administrator prompt) touches it, and only with the drive's name typed."
-        )),
-        Verdict::Refused(Refusal::NameMismatch { expected }) => Err(format!(
-            "{shown}: the name typed does not match {expected}; nothing was done"
-        )),
-        Verdict::Ask(asks) => Err(asks
-            .iter()
-            .map(|ask| match ask {
-                Ask::TypeName(why) => format!("{why} Its name was not typed to confirm; nothing was done."),
-                Ask::Confirm(warning) => {
-                    format!("{warning} The user did not confirm this warning for this drive; nothing was done.")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")),
+        Verdict::Refused(graver_drives::Refusal::Forbidden(findings)) => Err(Refusal::Forbidden { findings }),
+        Verdict::Refused(graver_drives::Refusal::SystemDrive(finding)) => Err(Refusal::SystemDrive { finding }),
+        Verdict::Refused(graver_drives::Refusal::NameMismatch { expected }) => Err(Refusal::NameMismatch { expected }),
+        Verdict::Ask(asks) => Err(Refusal::Unconfirmed {
+            findings: asks
+                .into_iter()
+                .map(|ask| match ask {
+                    Ask::TypeName(finding) | Ask::Confirm(finding) => finding,
+                })
+                .collect(),
+        }),
     }
 }
 
@@ -397,25 +395,22 @@ fn check_target(
     facts: &ImageFacts,
     job: &WriteJob,
     policy: Policy,
-) -> Result<Checked, String> {
+) -> Result<Checked, Refusal> {
     let path = &job_target.path;
     if graver_drives::resolve(drives, path) == Resolved::File && job_target.drive.is_none() {
         if !policy.allow_files {
-            return Err(format!(
-                "{} is not a whole drive: the privileged writer writes only to drives it finds itself",
-                path.display()
-            ));
+            return Err(Refusal::FileTarget);
         }
         let access = Access::Write {
             overwrite_file: job.overwrite,
         };
-        let target = graver_drives::open_target(path, access).map_err(|e| e.to_string())?;
+        let target = graver_drives::open_target(path, access)?;
         return Ok(Checked { target, drive: None });
     }
     let drive = consented(job_target, drives, Some(facts), policy)?;
-    let mut target = graver_drives::prepare(drive).map_err(|e| e.to_string())?;
+    let mut target = graver_drives::prepare(drive)?;
     // The node may have gone to another medium between listing and opening.
-    target.check_identity(&drive.identity).map_err(|e| e.to_string())?;
+    target.check_identity(&drive.identity)?;
     target.set_ejecting(job.eject);
     Ok(Checked {
         target,
@@ -467,7 +462,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
         return job_failed(&WriteError::Cancelled);
     }
     let facts = ImageFacts::of(&image);
-    let mut checked: Vec<Result<Checked, String>> = job
+    let mut checked: Vec<Result<Checked, Refusal>> = job
         .targets
         .iter()
         .map(|t| check_target(t, &drives, &facts, job, policy))
@@ -518,7 +513,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
     let mut targets = Vec::new();
     for (job_target, check) in job.targets.iter().zip(checked) {
         let (outcome, warning, drive) = match check {
-            Err(reason) => (Outcome::Refused { reason }, None, None),
+            Err(refusal) => (Outcome::Refused { refusal }, None, None),
             Ok(checked) => {
                 drop(checked.target);
                 let (outcome, warning) = outcomes.next().unwrap_or((
@@ -556,21 +551,21 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
 
 /// Opens a Verify job's target for reading, through the same checks as a write: a
 /// drive's mismatch offset tells what it holds, so reading one needs the same consent.
-fn open_for_verify(job_target: &JobTarget, policy: Policy) -> Result<Target, String> {
+fn open_for_verify(job_target: &JobTarget, policy: Policy) -> Result<Target, Refusal> {
     let path = &job_target.path;
     let drives = match graver_drives::path_kind(path) {
-        PathKind::Device => graver_drives::list().map_err(|e| e.to_string())?,
+        PathKind::Device => graver_drives::list()?,
         PathKind::File => Vec::new(),
     };
     if graver_drives::resolve(&drives, path) == Resolved::File && job_target.drive.is_none() {
         if !policy.allow_files {
-            return Err(format!("{} is not a whole drive", path.display()));
+            return Err(Refusal::FileTarget);
         }
-        return graver_drives::open_target(path, Access::Read).map_err(|e| e.to_string());
+        return Ok(graver_drives::open_target(path, Access::Read)?);
     }
     let drive = consented(job_target, &drives, None, policy)?;
-    let target = graver_drives::open_target(&drive.path, Access::Read).map_err(|e| e.to_string())?;
-    target.check_identity(&drive.identity).map_err(|e| e.to_string())?;
+    let target = graver_drives::open_target(&drive.path, Access::Read)?;
+    target.check_identity(&drive.identity)?;
     Ok(target)
 }
 
@@ -580,52 +575,39 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
         Ok(image) => image,
         Err(response) => return response,
     };
-    let target = match open_for_verify(&job.target, policy) {
-        Ok(target) => target,
-        Err(message) => {
-            return Response::JobFailed {
-                kind: ErrorKind::Refused,
-                message,
-            };
-        }
+    let finished = |image_len, outcome| {
+        Response::Finished(JobResult {
+            image_len,
+            sha256: None,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+            targets: vec![TargetResult {
+                target: job.target.path.clone(),
+                outcome,
+                ejected: None,
+                warning: None,
+            }],
+        })
     };
-    let mut target = target;
+    let mut target = match open_for_verify(&job.target, policy) {
+        Ok(target) => target,
+        Err(refusal) => return finished(0, Outcome::Refused { refusal }),
+    };
     let forward = |p: &crate::Progress| {
         if send(out, &Response::Progress(p.clone())).is_err() {
             cancel.cancel();
         }
     };
-    let outcome = match as_invoking_user(|| crate::compare(&image, &mut target, &forward, cancel)) {
-        Ok(report) => {
-            return Response::Finished(JobResult {
-                image_len: report.image_len,
-                sha256: None,
-                elapsed_secs: started.elapsed().as_secs_f64(),
-                targets: vec![TargetResult {
-                    target: job.target.path.clone(),
-                    outcome: Outcome::Verified,
-                    ejected: None,
-                    warning: None,
-                }],
-            });
-        }
-        Err(e @ (WriteError::BadImage(_) | WriteError::SourceIo(_) | WriteError::Cancelled)) => return job_failed(&e),
-        Err(e) => Outcome::Failed {
-            kind: e.kind(),
-            message: e.to_string(),
-        },
-    };
-    Response::Finished(JobResult {
-        image_len: 0,
-        sha256: None,
-        elapsed_secs: started.elapsed().as_secs_f64(),
-        targets: vec![TargetResult {
-            target: job.target.path.clone(),
-            outcome,
-            ejected: None,
-            warning: None,
-        }],
-    })
+    match as_invoking_user(|| crate::compare(&image, &mut target, &forward, cancel)) {
+        Ok(report) => finished(report.image_len, Outcome::Verified),
+        Err(e @ (WriteError::BadImage(_) | WriteError::SourceIo(_) | WriteError::Cancelled)) => job_failed(&e),
+        Err(e) => finished(
+            0,
+            Outcome::Failed {
+                kind: e.kind(),
+                message: e.to_string(),
+            },
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -657,12 +639,16 @@ mod tests {
     }
 
     fn start(limits: Limits) -> Session {
-        let (req_rx, to_worker) = io::pipe().unwrap();
-        let (from_worker, resp_tx) = io::pipe().unwrap();
         let policy = Policy {
             allow_files: true,
             unsafe_mode: false,
         };
+        start_with(policy, limits)
+    }
+
+    fn start_with(policy: Policy, limits: Limits) -> Session {
+        let (req_rx, to_worker) = io::pipe().unwrap();
+        let (from_worker, resp_tx) = io::pipe().unwrap();
         let served = std::thread::spawn(move || serve_with(req_rx, resp_tx, "t0ken", policy, limits));
         Session {
             to_worker,
@@ -817,6 +803,43 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
         drop(session.to_worker);
         join(session.served).unwrap();
+    }
+
+    #[test]
+    fn a_worker_that_may_not_write_files_refuses_them_as_data_in_writes_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let policy = Policy {
+            allow_files: false,
+            unsafe_mode: false,
+        };
+        let verify = Request::Verify(VerifyJob {
+            image: image.clone(),
+            target: JobTarget::file(&target),
+        });
+        for request in [write_request(&image, &target), verify] {
+            let mut session = start_with(policy, Limits::default());
+            session
+                .to_worker
+                .write_all(&[hello(), frame(&request)].concat())
+                .unwrap();
+            let seen = until_job_end(&mut session.from_worker);
+            let Some(Response::Finished(result)) = seen.last() else {
+                panic!("a refused target must end the job as finished: {seen:?}");
+            };
+            assert_eq!(result.targets.len(), 1);
+            assert_eq!(result.targets[0].target, target);
+            assert_eq!(
+                result.targets[0].outcome,
+                Outcome::Refused {
+                    refusal: Refusal::FileTarget
+                }
+            );
+            assert_eq!(result.worst(), Some(ErrorKind::Refused));
+            assert!(untouched(&target));
+            drop(session.to_worker);
+            join(session.served).unwrap();
+        }
     }
 
     #[test]

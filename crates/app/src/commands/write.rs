@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use graver_client::{Client, Command, Event, Launch, LaunchError};
+use graver_client::{Client, Command, Event, Launch, LaunchError, WorkerLost};
 use graver_image::{Image, PublishedChecksum, find_checksum};
 use graver_writer::CancelToken;
 use graver_writer::protocol::{Eject, JobResult, Outcome, VerifyJob, WriteJob};
@@ -15,6 +15,7 @@ use crate::choose::choose;
 use crate::cli::{VerifyArgs, WriteArgs};
 use crate::exit::Exit;
 use crate::output::{Reporter, cancel_on_interrupt, json_line};
+use crate::wording;
 
 /// Runs one job on a fresh client, showing progress, until its final event.
 fn run_job(command: Command, json: bool) -> Event {
@@ -33,9 +34,7 @@ fn run_job(command: Command, json: bool) -> Event {
             Ok(last) => break last,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                break Event::WorkerLost {
-                    message: "the writer client stopped".into(),
-                };
+                break Event::WorkerLost(WorkerLost::ClientStopped);
             }
         }
         if cancel.is_cancelled() && !cancel_sent {
@@ -59,9 +58,12 @@ fn ended_without_result(event: &Event) -> Option<(Exit, String)> {
     match event {
         Event::JobFailed { kind, message } => Some((Exit::from(*kind), message.clone())),
         Event::LaunchFailed(error) => Some((Exit::Refused, error.to_string())),
-        Event::WorkerLost { message } => Some((
+        Event::WorkerLost(lost) => Some((
             Exit::Io,
-            format!("{message}; the drive was left without its first MiB, so it will not boot a half-written image"),
+            format!(
+                "{}; the drive was left without its first MiB, so it will not boot a half-written image",
+                wording::worker_lost(lost)
+            ),
         )),
         Event::Finished(_) | Event::Progress(_) | Event::Started { .. } => None,
     }
@@ -154,6 +156,9 @@ struct TargetLine<'a> {
     verified: bool,
     #[serde(flatten)]
     outcome: &'a Outcome,
+    /// A refusal in words, beside its data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ejected: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,6 +195,7 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
                     ok: t.outcome.is_success(),
                     verified: t.outcome == Outcome::Verified,
                     outcome: &t.outcome,
+                    reason: reason(&t.outcome),
                     ejected: t.ejected.as_ref().map(|e| eject_sentence(&t.target, e)),
                     warning: t.warning.as_deref(),
                 })
@@ -211,7 +217,7 @@ fn report_write(image: &Image, result: &JobResult, published: Option<&PublishedC
                 graver_image::human::binary(result.image_len),
                 graver_image::human::binary((result.image_len as f64 / secs) as u64),
             ),
-            Outcome::Refused { reason } => eprintln!("graver: {name}: refused: {reason}"),
+            Outcome::Refused { refusal } => eprintln!("graver: {name}: refused: {}", wording::refusal(refusal)),
             Outcome::Failed { message, .. } => eprintln!("graver: {message}"),
         }
         if let Some(warning) = &target.warning {
@@ -255,6 +261,17 @@ struct VerifyLine<'a> {
     image_len: u64,
     #[serde(flatten)]
     outcome: &'a Outcome,
+    /// A refusal in words, beside its data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// A refused target's reason in words, for JSON lines.
+fn reason(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Refused { refusal } => Some(wording::refusal(refusal)),
+        Outcome::Verified | Outcome::Written | Outcome::Failed { .. } => None,
+    }
 }
 
 /// `graver verify`.
@@ -290,6 +307,7 @@ pub fn verify(args: &VerifyArgs) -> Exit {
             exit_code: exit as u8,
             image_len: result.image_len,
             outcome: &target.outcome,
+            reason: reason(&target.outcome),
         });
         return exit;
     }
@@ -300,7 +318,11 @@ pub fn verify(args: &VerifyArgs) -> Exit {
             graver_image::human::binary(result.image_len)
         ),
         Outcome::Written => {}
-        Outcome::Refused { reason } => eprintln!("graver: {reason}"),
+        Outcome::Refused { refusal } => eprintln!(
+            "graver: {}: refused: {}",
+            args.against.display(),
+            wording::refusal(refusal)
+        ),
         Outcome::Failed { message, .. } => eprintln!("graver: {message}"),
     }
     exit

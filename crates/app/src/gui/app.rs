@@ -234,9 +234,9 @@ impl GraverApp {
                     hint: super::texts::LAUNCH_HINT,
                 };
             }
-            Event::WorkerLost { message } => {
+            Event::WorkerLost(lost) => {
                 self.screen = Screen::Failed {
-                    message,
+                    message: crate::wording::worker_lost(&lost),
                     hint: super::texts::LOST_HINT,
                 };
             }
@@ -322,7 +322,7 @@ impl GraverApp {
     /// Why `drive` cannot be chosen now, if it cannot.
     pub(crate) fn blocked_reason(&self, drive: &Drive) -> Option<String> {
         match self.verdict(drive, None, false) {
-            Verdict::Refused(Refusal::Forbidden(why)) => Some(why),
+            Verdict::Refused(Refusal::Forbidden(found)) => Some(graver_drives::sentences(&found)),
             Verdict::Refused(Refusal::SystemDrive(_) | Refusal::NameMismatch { .. }) => {
                 Some(super::texts::NEED_UNSAFE.to_owned())
             }

@@ -13,7 +13,7 @@ use egui_kittest::{Harness, SnapshotOptions};
 use graver_client::Launch;
 use graver_drives::{Bus, Drive, Identity, Partition};
 use graver_image::ImageSize;
-use graver_writer::protocol::{Eject, JobResult, Outcome, TargetResult};
+use graver_writer::protocol::{Eject, JobResult, Outcome, Refusal, TargetResult};
 use graver_writer::{DeviceProgress, ErrorKind, Phase, Progress};
 
 use super::app::{GraverApp, Screen, Services};
@@ -463,6 +463,43 @@ fn only_a_drive_really_ejected_is_called_safe_to_remove() {
     harness.run_steps(2);
     assert!(has_label(&harness, "/dev/sdb: verified — safe to remove"));
     assert!(has_label(&harness, "sdb was ejected: safe to remove"));
+}
+
+/// A target the writer refused is named with the refusal in words, and nothing is called written.
+#[test]
+fn a_refused_drive_is_shown_with_its_reason_in_words() {
+    let mut harness = harness(app_with(None, Launch::InProcess, Vec::new()));
+    let refused = |target: &str, refusal| TargetResult {
+        target: target.into(),
+        outcome: Outcome::Refused { refusal },
+        ejected: None,
+        warning: None,
+    };
+    harness.state_mut().screen = Screen::Finished(JobResult {
+        image_len: 0,
+        sha256: None,
+        elapsed_secs: 0.5,
+        targets: vec![
+            refused("/dev/sdc", Refusal::DriveChanged),
+            refused(
+                "/dev/sdd1",
+                Refusal::NotWholeDrive {
+                    partition_of: Some("/dev/sdd".into()),
+                },
+            ),
+        ],
+    });
+    harness.run_steps(2);
+    assert!(has_label(&harness, "Not every drive was written"));
+    assert!(has_label(
+        &harness,
+        "/dev/sdc: the drive changed since you chose it (unplugged, swapped or re-attached); nothing was written, choose it again"
+    ));
+    assert!(has_label(
+        &harness,
+        "/dev/sdd1: not a whole drive but a partition of /dev/sdd"
+    ));
+    assert!(!has_label(&harness, "verified"));
 }
 
 fn snapshot_options() -> SnapshotOptions {

@@ -426,7 +426,8 @@ impl GraverApp {
                         Outcome::Written => {
                             ui.colored_label(OK, RichText::new(format!("{name}: written")).size(16.0));
                         }
-                        Outcome::Refused { reason } => {
+                        Outcome::Refused { refusal } => {
+                            let reason = crate::wording::refusal(refusal);
                             ui.colored_label(BAD, RichText::new(format!("{name}: {reason}")).size(16.0));
                         }
                         Outcome::Failed { message, .. } => {
