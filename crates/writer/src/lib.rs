@@ -59,6 +59,7 @@ mod progress;
 pub mod protocol;
 mod source;
 mod stamps;
+pub mod transport;
 mod wipe;
 pub mod worker;
 
