@@ -212,13 +212,9 @@ impl Drop for PrivateDir {
 /// receiving half (a clone of the same socket) stays open.
 struct HangUpOnDrop(UnixStream);
 
-impl Write for HangUpOnDrop {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+impl Deliver for HangUpOnDrop {
+    fn deliver(&mut self, frame: &[u8], file: Option<&std::fs::File>) -> io::Result<()> {
+        self.0.deliver(frame, file)
     }
 }
 
