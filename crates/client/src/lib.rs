@@ -15,9 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select};
-use graver_writer::protocol::{
-    JobResult, PROTOCOL_VERSION, Request, Response, VerifyJob, WriteJob, frame, read_frame,
-};
+use graver_writer::protocol::{JobResult, PROTOCOL_VERSION, Request, Response, VerifyJob, WriteJob, frame, read_frame};
 use graver_writer::transport::Deliver;
 use graver_writer::{ErrorKind, Progress};
 

@@ -12,6 +12,10 @@ pub enum ImageError {
     /// The path does not exist.
     #[error("{}: no such file", .0.display())]
     NotFound(PathBuf),
+    /// The user may not read the file (the front end opens images with the user's own
+    /// rights, so this comes before any administrator prompt).
+    #[error("cannot read {}: permission denied", .0.display())]
+    Unreadable(PathBuf),
     /// The path is a directory, not an image file.
     #[error("{}: is a directory, not an image file", .0.display())]
     IsDirectory(PathBuf),

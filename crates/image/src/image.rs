@@ -112,6 +112,7 @@ impl Image {
         match File::open(&path) {
             Ok(file) => Image::from_file_with_budget(file, path, budget),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ImageError::NotFound(path)),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(ImageError::Unreadable(path)),
             Err(source) => Err(ImageError::Io { path, source }),
         }
     }
