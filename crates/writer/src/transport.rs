@@ -91,6 +91,27 @@ impl<W: Write + Send> Deliver for Plain<W> {
     }
 }
 
+/// A Windows pipe to the worker: a file goes as an [`ATTACH`] marker with the value of
+/// its handle in this process, just before its frame; the worker duplicates it from here.
+#[cfg(windows)]
+pub struct Handles<W>(pub W);
+
+#[cfg(windows)]
+impl<W: Write + Send> Deliver for Handles<W> {
+    fn deliver(&mut self, frame: &[u8], file: Option<&File>) -> io::Result<()> {
+        use std::os::windows::io::AsRawHandle;
+
+        let mut bytes = Vec::with_capacity(12 + frame.len());
+        if let Some(file) = file {
+            bytes.extend_from_slice(&ATTACH.to_le_bytes());
+            bytes.extend_from_slice(&(file.as_raw_handle() as usize as u64).to_le_bytes());
+        }
+        bytes.extend_from_slice(frame);
+        self.0.write_all(&bytes)?;
+        self.0.flush()
+    }
+}
+
 /// What one [`channel`] message holds: bytes, and the file that goes with their first byte.
 type Message = (Vec<u8>, Option<File>);
 
