@@ -775,7 +775,7 @@ mod tests {
         Reading { from_worker, served }
     }
 
-    fn serving(req_rx: ChannelReceiver, limits: Limits) -> (PipeReader, JoinHandle<Result<(), ServeError>>) {
+    fn serving<R: Receive + 'static>(req_rx: R, limits: Limits) -> (PipeReader, JoinHandle<Result<(), ServeError>>) {
         let (from_worker, resp_tx) = io::pipe().unwrap();
         let policy = Policy {
             allow_files: true,
@@ -893,11 +893,16 @@ mod tests {
     fn jobs_waiting_when_the_front_end_hangs_up_never_run() {
         let dir = tempfile::tempdir().unwrap();
         let (image, target) = files(dir.path());
+        let first = dir.path().join("first.img");
         for run in 0..100 {
-            // Everything is sent before the worker starts reading, as one pipe write was.
+            // Everything is sent before the worker starts reading. The first job is not
+            // waiting: on a busy machine it may start before the worker has read as far as
+            // the hang-up (and is then cancelled), so it writes a target of its own. The
+            // two behind it wait, and must never start.
             let (mut to_worker, req_rx) = channel();
             to_worker.deliver(&hello(), None).unwrap();
-            for _ in 0..3 {
+            deliver_with(&mut to_worker, &frame(&write_request(&image, &first)), &image);
+            for _ in 0..2 {
                 deliver_with(&mut to_worker, &frame(&write_request(&image, &target)), &image);
             }
             drop(to_worker);
@@ -906,11 +911,19 @@ mod tests {
             while let Some(response) = read_frame::<Response>(&mut session.from_worker).unwrap() {
                 seen.push(response);
             }
+            let waiting_ran = |r: &Response| match r {
+                Response::Progress(p) => p.devices.iter().any(|d| Path::new(&d.name) == target),
+                Response::Finished(result) => result.targets.iter().any(|t| t.target == target),
+                _ => false,
+            };
             assert!(
-                !seen
-                    .iter()
-                    .any(|r| matches!(r, Response::Finished(_) | Response::Progress(_))),
-                "run {run}: a job ran after the front end hung up: {seen:?}"
+                !seen.iter().any(waiting_ran),
+                "run {run}: a waiting job ran after the front end hung up: {seen:?}"
+            );
+            assert_eq!(
+                seen.iter().filter(|r| matches!(r, Response::JobFailed { .. })).count(),
+                3 - seen.iter().filter(|r| matches!(r, Response::Finished(_))).count(),
+                "run {run}: every job ends: {seen:?}"
             );
             assert!(untouched(&target), "run {run}: a job wrote after the front end hung up");
             join(session.served).unwrap();
@@ -1050,6 +1063,84 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
         drop(session.to_worker);
         join(session.served).unwrap();
+    }
+
+    /// A stream that carries handle values, as a Windows pipe does: value 7 names the
+    /// image, any other value is refused, as `DuplicateHandle` refuses a handle the
+    /// front end does not have.
+    struct HandleValues {
+        inner: ChannelReceiver,
+        image: PathBuf,
+    }
+
+    impl Receive for HandleValues {
+        fn receive(&mut self, buf: &mut [u8], files: &mut Vec<(usize, File)>) -> io::Result<usize> {
+            self.inner.receive(buf, files)
+        }
+
+        fn adopter(&self) -> Option<Adopter> {
+            let image = self.image.clone();
+            Some(Box::new(move |value| match value {
+                7 => File::open(&image),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such handle in the front end",
+                )),
+            }))
+        }
+    }
+
+    fn marker(value: u64) -> Vec<u8> {
+        [ATTACH.to_le_bytes().as_slice(), &value.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn a_handle_value_before_a_job_brings_its_image_and_one_that_cannot_be_duplicated_ends_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let write = frame(&write_request(&image, &target));
+        for (value, works) in [(8, false), (7, true)] {
+            let (mut to_worker, inner) = channel();
+            // The marker arrives cut in two, as a pipe may deliver it.
+            let bytes = [hello(), marker(value), write.clone()].concat();
+            let cut = hello().len() + 5;
+            to_worker.deliver(&bytes[..cut], None).unwrap();
+            to_worker.deliver(&bytes[cut..], None).unwrap();
+            let input = HandleValues {
+                inner,
+                image: image.clone(),
+            };
+            let (mut from_worker, served) = serving(input, Limits::default());
+            if works {
+                let seen = until_job_end(&mut from_worker);
+                assert!(matches!(seen.last(), Some(Response::Finished(_))), "{seen:?}");
+                assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
+                drop(to_worker);
+                join(served).unwrap();
+            } else {
+                let outcome = join(served);
+                assert!(
+                    matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("no such handle")),
+                    "{outcome:?}"
+                );
+                assert!(matches!(
+                    all_responses(&mut from_worker).last(),
+                    Some(Response::Fatal { .. })
+                ));
+                assert!(untouched(&target));
+            }
+        }
+        // Where the stream carries no handle values, the marker is an oversized frame.
+        let mut session = start(Limits::default());
+        session
+            .to_worker
+            .deliver(&[hello(), marker(7), write].concat(), None)
+            .unwrap();
+        let outcome = join(session.served);
+        assert!(
+            matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("larger than the protocol allows")),
+            "{outcome:?}"
+        );
     }
 
     #[cfg(unix)]
