@@ -246,3 +246,77 @@ fn an_answered_prompt_runs_the_worker_as_root_and_writes() {
         "{stderr}"
     );
 }
+
+/// A fresh folder `name` in `dir`, for one stand-in.
+fn subdir(dir: &Path, name: &str) -> PathBuf {
+    let sub = dir.join(format!("{name}.d"));
+    std::fs::create_dir_all(&sub).unwrap();
+    sub
+}
+
+/// An image in `dir` owned by `uid:gid` with `mode`.
+fn image_owned_by(dir: &Path, name: &str, uid: u32, gid: u32, mode: u32) -> PathBuf {
+    let image = dir.join(name);
+    std::fs::write(&image, Rng::new(13).bytes(3 * MIB as usize)).unwrap();
+    std::os::unix::fs::chown(&image, Some(uid), Some(gid)).unwrap();
+    chmod(&image, mode);
+    image
+}
+
+/// The worker runs as root, but the image is opened by the front end, as the user:
+/// a file the user may not read is refused before any prompt, whatever root could read,
+/// and the worker never opens the path itself.
+#[test]
+fn an_ordinary_user_writes_only_images_they_may_read() {
+    require_root!();
+    let dir = scratch();
+    let nobody: u32 = NOBODY.parse().unwrap();
+    let worker = graver_bin().with_file_name("graver-writer");
+    for (name, uid, gid, mode) in [
+        // Root's, readable by its group only: the old setfsuid worker kept group 0 and read it.
+        ("root-0640.img", 0, 0, 0o640),
+        // Another user's private file.
+        ("other-0600.img", 4242, 4242, 0o600),
+    ] {
+        let stand_in = stand_in(&subdir(dir.path(), name));
+        let (device, _) = drive_and_image(dir.path());
+        let image = image_owned_by(dir.path(), name, uid, gid, mode);
+        let output = write_as_user(graver_bin(), &stand_in, &image, &device.dev)
+            .env("GRAVER_DEV_WORKER", &worker)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot read {}: permission denied", image.display())),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !stand_in.marks.join("argv").exists(),
+            "{name}: a prompt was shown for an image the user cannot read"
+        );
+        assert!(untouched(&device), "{name}: the drive was written");
+    }
+
+    // The user's own private file: written and verified by the root worker.
+    let stand_in = stand_in(&subdir(dir.path(), "own"));
+    let (device, _) = drive_and_image(dir.path());
+    let image = image_owned_by(dir.path(), "own-0600.img", nobody, nobody, 0o600);
+    let cli = write_as_user(graver_bin(), &stand_in, &image, &device.dev)
+        .env("GRAVER_DEV_WORKER", &worker)
+        .spawn()
+        .unwrap();
+    wait_for("the stand-in's prompt", || still_prompting(&stand_in.answer));
+    let mut fifo = OpenOptions::new().write(true).open(&stand_in.answer).unwrap();
+    fifo.write_all(b"yes\n").unwrap();
+    drop(fifo);
+    let output = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("wrote and verified"), "{stderr}");
+    let written = std::fs::read(&device.dev).unwrap();
+    assert!(
+        written[..3 * MIB as usize] == std::fs::read(&image).unwrap()[..],
+        "{stderr}"
+    );
+}

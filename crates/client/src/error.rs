@@ -15,8 +15,8 @@ pub enum LaunchError {
     /// The OS gave no randomness for the worker's token.
     #[error("no randomness for the worker's token: {0}")]
     NoRandomness(io::Error),
-    /// No pipe between the front end and an in-process worker.
-    #[error("cannot create a pipe: {0}")]
+    /// No pipe or socket between the front end and a worker.
+    #[error("cannot create a pipe to the writer: {0}")]
     Pipe(io::Error),
     /// No thread for an in-process worker.
     #[error("cannot start the writer thread: {0}")]

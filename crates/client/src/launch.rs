@@ -2,12 +2,13 @@
 //! process, or the installed worker through the OS's elevation prompt
 //! (`os/`: pkexec on Linux, `osascript` on macOS, UAC on Windows).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use graver_writer::transport::{Deliver, channel};
 use graver_writer::worker::{Policy, serve};
 
 use crate::os;
@@ -100,7 +101,8 @@ fn targets_are_files(command: &Command) -> bool {
 
 /// A started worker: the two ends of its stream and what to ask when it goes quiet.
 pub(crate) struct Connection {
-    pub(crate) to_worker: Box<dyn Write + Send>,
+    /// Carries the job's image file beside its frame.
+    pub(crate) to_worker: Box<dyn Deliver>,
     pub(crate) from_worker: Box<dyn Read + Send>,
     pub(crate) process: Process,
     pub(crate) how: String,
@@ -217,7 +219,8 @@ pub(crate) fn start(launch: &Launch, command: &Command, token: &str) -> Result<C
 /// A worker thread with this process's rights; `unsafe_mode` as the user asked, since
 /// such a front end could open any drive itself anyway.
 fn in_process(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
-    let (req_rx, req_tx) = io::pipe().map_err(LaunchError::Pipe)?;
+    // The image file goes to the worker thread as it is, over the channel.
+    let (req_tx, req_rx) = channel();
     let (resp_rx, resp_tx) = io::pipe().map_err(LaunchError::Pipe)?;
     let token = token.to_owned();
     let thread = std::thread::Builder::new()
@@ -246,23 +249,29 @@ fn subprocess(worker: &Path, token: &str, unsafe_mode: bool) -> Result<Connectio
     )
 }
 
-/// Starts `command` as a child speaking on its stdin and stdout.
+/// Starts `command` as a child speaking on its stdin and stdout. Its stdin is one end of
+/// a Unix socket, which carries the image's descriptor with each job (pkexec passes
+/// descriptors 0 to 2 through); on Windows a pipe, over which goes the image's handle
+/// value, which the worker duplicates out of this process.
 pub(crate) fn spawn_child(command: &mut std::process::Command, how: &str) -> Result<Connection, LaunchError> {
-    let mut child = command
-        .stdin(Stdio::piped())
+    let (to_worker, stdin) = os::worker_input().map_err(LaunchError::Pipe)?;
+    let spawned = command
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| LaunchError::Spawn {
-            program: command.get_program().to_owned(),
-            source,
-        })?;
-    let (Some(to_worker), Some(from_worker)) = (child.stdin.take(), child.stdout.take()) else {
+        .spawn();
+    // The child's end must not stay open here too, or the worker would never see us hang up.
+    command.stdin(Stdio::null());
+    let mut child = spawned.map_err(|source| LaunchError::Spawn {
+        program: command.get_program().to_owned(),
+        source,
+    })?;
+    let Some(from_worker) = child.stdout.take() else {
         let _ = child.kill();
         return Err(LaunchError::NoStreams);
     };
     Ok(Connection {
-        to_worker: Box::new(to_worker),
+        to_worker,
         from_worker: Box::new(from_worker),
         process: Process::Child(child),
         how: how.into(),

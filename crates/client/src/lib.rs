@@ -8,14 +8,15 @@
 //! [`protocol`](graver_writer::protocol) to it. Why a worker could not be started
 //! is a [`LaunchError`].
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select};
-use graver_writer::protocol::{
-    JobResult, PROTOCOL_VERSION, Request, Response, VerifyJob, WriteJob, read_frame, write_frame,
-};
+use graver_writer::protocol::{JobResult, PROTOCOL_VERSION, Request, Response, VerifyJob, WriteJob, frame, read_frame};
+use graver_writer::transport::Deliver;
 use graver_writer::{ErrorKind, Progress};
 
 mod error;
@@ -119,12 +120,41 @@ impl Drop for Client {
     }
 }
 
+/// Opens the image with this process's rights, the user's, before any prompt: the
+/// worker gets this open file and never opens a path the user gave, so it reads only
+/// what the user may read.
+fn open_image(path: &Path) -> Result<File, Event> {
+    File::open(path).map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            io::ErrorKind::NotFound => "no such file".to_owned(),
+            _ => e.to_string(),
+        };
+        Event::JobFailed {
+            kind: ErrorKind::BadInput,
+            message: format!("cannot read {}: {why}", path.display()),
+        }
+    })
+}
+
+/// Sends one message, with `file` beside it when given.
+fn send(to_worker: &mut dyn Deliver, request: &Request, file: Option<&File>) -> io::Result<()> {
+    to_worker.deliver(&frame(request)?, file)
+}
+
 fn run(launch: &Launch, commands: &Receiver<Command>, events: &Sender<Event>) {
     while let Ok(command) = commands.recv() {
-        let request = match &command {
-            Command::Write(job) => Request::Write(job.clone()),
-            Command::Verify(job) => Request::Verify(job.clone()),
+        let (request, image) = match &command {
+            Command::Write(job) => (Request::Write(job.clone()), &job.image),
+            Command::Verify(job) => (Request::Verify(job.clone()), &job.image),
             Command::Cancel => continue,
+        };
+        let image = match open_image(image) {
+            Ok(image) => image,
+            Err(event) => {
+                let _ = events.send(event);
+                continue;
+            }
         };
         let token = match graver_writer::protocol::new_token() {
             Ok(token) => token,
@@ -135,7 +165,7 @@ fn run(launch: &Launch, commands: &Receiver<Command>, events: &Sender<Event>) {
         };
         match start(launch, &command, &token) {
             Ok(connection) => {
-                if !run_job(connection, &token, &request, commands, events) {
+                if !run_job(connection, &token, (&request, &image), commands, events) {
                     return;
                 }
             }
@@ -167,11 +197,12 @@ fn cancelled_before_start() -> Event {
     }
 }
 
-/// Runs one job on a fresh worker; returns false when the front end has gone away.
+/// Runs one job, sent with its image file, on a fresh worker; returns false when the
+/// front end has gone away.
 fn run_job(
     connection: Connection,
     token: &str,
-    request: &Request,
+    (request, image): (&Request, &File),
     commands: &Receiver<Command>,
     events: &Sender<Event>,
 ) -> bool {
@@ -198,7 +229,7 @@ fn run_job(
     // Only the hello goes now. The job follows the worker's Ready: until then the
     // administrator prompt may be open, and a cancel there must leave nothing for a
     // worker that starts anyway to run.
-    let sent = write_frame(&mut to_worker, &hello);
+    let sent = send(&mut *to_worker, &hello, None);
     let mut front_end_alive = true;
     let mut ready = false;
     let mut abandoned = false;
@@ -225,7 +256,7 @@ fn run_job(
                                 abandoned = true;
                                 Some(cancelled_before_start())
                             }
-                            None => match write_frame(&mut to_worker, request) {
+                            None => match send(&mut *to_worker, request, Some(image)) {
                                 Ok(()) => {
                                     let _ = events.send(Event::Started { how: how.clone() });
                                     None
@@ -261,7 +292,7 @@ fn run_job(
                         outcome = Some(cancelled_before_start());
                     }
                     Ok(Command::Cancel) => {
-                        let _ = write_frame(&mut to_worker, &Request::Cancel);
+                        let _ = send(&mut *to_worker, &Request::Cancel, None);
                     }
                     Ok(Command::Write(_) | Command::Verify(_)) => {
                         let _ = events.send(Event::JobFailed {
@@ -274,7 +305,7 @@ fn run_job(
                         front_end_alive = false;
                         commands = crossbeam_channel::never();
                         give_up = crossbeam_channel::after(Duration::from_secs(5));
-                        let _ = write_frame(&mut to_worker, &Request::Cancel);
+                        let _ = send(&mut *to_worker, &Request::Cancel, None);
                     }
                 },
                 recv(give_up) -> _ => outcome = Some(Event::WorkerLost(WorkerLost::Unstoppable)),

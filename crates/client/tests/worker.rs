@@ -680,3 +680,25 @@ fn killed_worker_is_reported_and_the_drive_does_not_look_bootable() {
     let second = |path: &Path| read_prefix(path, 2 * MIB).split_off(usize::try_from(MIB).unwrap());
     assert!(second(&lo.backing) == second(&image), "the write never started");
 }
+
+/// The front end opens the image itself, with its own rights, before any worker is
+/// started: an image it cannot open never reaches a prompt.
+#[test]
+fn an_image_the_front_end_cannot_open_fails_before_any_worker_starts() {
+    let dir = scratch();
+    let missing = dir.path().join("missing.img");
+    let target = dir.path().join("target.img");
+    // A worker that cannot start: reaching it would end in LaunchFailed, not JobFailed.
+    let launch = Launch::Subprocess {
+        worker: dir.path().join("no-such-worker"),
+    };
+    let events = run_job(launch, write_job(&missing, &[&target]));
+    match events.as_slice() {
+        [Event::JobFailed { kind, message }] => {
+            assert_eq!(*kind, graver_writer::ErrorKind::BadInput);
+            assert_eq!(message, &format!("cannot read {}: no such file", missing.display()));
+        }
+        other => panic!("{other:#?}"),
+    }
+    assert!(!target.exists());
+}

@@ -12,9 +12,17 @@ pub enum ImageError {
     /// The path does not exist.
     #[error("{}: no such file", .0.display())]
     NotFound(PathBuf),
+    /// The user may not read the file (the front end opens images with the user's own
+    /// rights, so this comes before any administrator prompt).
+    #[error("cannot read {}: permission denied", .0.display())]
+    Unreadable(PathBuf),
     /// The path is a directory, not an image file.
     #[error("{}: is a directory, not an image file", .0.display())]
     IsDirectory(PathBuf),
+    /// The path names something that is not a regular file (a FIFO, a socket, a
+    /// device): the decoders need to seek, and a stream cannot be read twice.
+    #[error("{}: not a regular file; only image files can be written", .0.display())]
+    NotAFile(PathBuf),
     /// The file holds no bytes at all.
     #[error("{}: the file is empty", .0.display())]
     Empty(PathBuf),

@@ -8,7 +8,7 @@ use bzip2::read::{BzDecoder, MultiBzDecoder};
 use flate2::read::{DeflateDecoder, MultiGzDecoder};
 
 use crate::format::{le32, read_up_to, sniff};
-use crate::reader::{CountingFile, NamedErrors};
+use crate::reader::{CountingFile, NamedErrors, SharedFile};
 use crate::{Format, ImageError, ImageReader, MemoryBudget, xz, zip, zstd};
 
 /// How far ahead the decoders read from the file.
@@ -85,6 +85,8 @@ enum Layout {
 #[derive(Debug, Clone)]
 pub struct Image {
     path: PathBuf,
+    /// Opened once; every stream reads it at its own positions.
+    file: Arc<File>,
     format: Format,
     file_size: u64,
     size: ImageSize,
@@ -107,24 +109,45 @@ impl Image {
     /// Like [`Image::open`], with the decoders kept within `budget`.
     pub fn open_with_budget(path: impl AsRef<Path>, budget: MemoryBudget) -> Result<Image, ImageError> {
         let path = path.as_ref().to_path_buf();
-        let metadata = match std::fs::metadata(&path) {
+        match File::open(&path) {
+            Ok(file) => Image::from_file_with_budget(file, path, budget),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ImageError::NotFound(path)),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(ImageError::Unreadable(path)),
+            Err(source) => Err(ImageError::Io { path, source }),
+        }
+    }
+
+    /// Inspects an image file someone else opened: a front end opens it with the user's
+    /// rights and hands the open file to the privileged worker, which never opens a path
+    /// the user gave. `name` is the path shown in messages. The file is only ever read
+    /// at positions, never opened again, so it must be a regular file.
+    pub fn from_file(file: File, name: impl Into<PathBuf>) -> Result<Image, ImageError> {
+        Image::from_file_with_budget(file, name, MemoryBudget::of_this_machine())
+    }
+
+    /// Like [`Image::from_file`], with the decoders kept within `budget`.
+    pub fn from_file_with_budget(
+        file: File,
+        name: impl Into<PathBuf>,
+        budget: MemoryBudget,
+    ) -> Result<Image, ImageError> {
+        let path = name.into();
+        let metadata = match file.metadata() {
             Ok(metadata) => metadata,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ImageError::NotFound(path));
-            }
             Err(source) => return Err(ImageError::Io { path, source }),
         };
         if metadata.is_dir() {
             return Err(ImageError::IsDirectory(path));
         }
+        if !metadata.is_file() {
+            return Err(ImageError::NotAFile(path));
+        }
         let file_size = metadata.len();
         if file_size == 0 {
             return Err(ImageError::Empty(path));
         }
-        let mut file = match File::open(&path) {
-            Ok(file) => BufReader::new(file),
-            Err(source) => return Err(ImageError::Io { path, source }),
-        };
+        let file = Arc::new(file);
+        let mut file = BufReader::new(SharedFile::new(Arc::clone(&file), file_size));
         let format = match sniff(&mut file) {
             Ok(format) => format,
             Err(source) => return Err(ImageError::Io { path, source }),
@@ -161,6 +184,7 @@ impl Image {
         }
         Ok(Image {
             path,
+            file: Arc::clone(file.get_ref().file()),
             format,
             file_size,
             size,
@@ -169,7 +193,7 @@ impl Image {
         })
     }
 
-    /// The path the image was opened from.
+    /// The path the image was opened from (for [`Image::from_file`], the name it was given).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -197,10 +221,25 @@ impl Image {
         }
     }
 
+    /// The bytes of a raw image from `offset` on, read straight from the file; `None`
+    /// for a compressed image, which has to be decoded from its start.
+    pub fn raw_from(&self, offset: u64) -> Option<impl Read + Send + use<>> {
+        (self.format == Format::Raw).then(|| {
+            let mut file = self.shared();
+            // A position past the end reads as the end; nothing can fail here.
+            let _ = file.seek(SeekFrom::Start(offset));
+            file
+        })
+    }
+
+    fn shared(&self) -> SharedFile {
+        SharedFile::new(Arc::clone(&self.file), self.file_size)
+    }
+
     /// A fresh stream of the decompressed image, starting at its first byte.
     ///
-    /// Each call opens the file again, so it can be called once to write and again to
-    /// hash or compare. A multi-block xz file is decoded on several threads, within the
+    /// Each call starts a stream of its own over the one open file, so it can be called
+    /// once to write and again to hash or compare. A multi-block xz file is decoded on several threads, within the
     /// memory budget the image was opened with.
     pub fn reader(&self) -> Result<ImageReader, ImageError> {
         let io_error = |source| ImageError::Io {
@@ -208,7 +247,7 @@ impl Image {
             source,
         };
         let consumed = Arc::new(AtomicU64::new(0));
-        let mut file = CountingFile::new(File::open(&self.path).map_err(io_error)?, Arc::clone(&consumed));
+        let mut file = CountingFile::new(self.shared(), Arc::clone(&consumed));
         let budget = self.budget;
         let decoder: Box<dyn Read + Send> = match (&self.layout, self.format) {
             (Layout::Xz(layout), _) => xz_reader(file, layout, budget),

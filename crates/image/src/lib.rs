@@ -5,10 +5,13 @@
 //!
 //! # Opening
 //!
-//! [`Image::open`] inspects a file without decompressing it:
+//! [`Image::open`] inspects a file without decompressing it ([`Image::from_file`] one
+//! opened elsewhere, such as the file a front end hands the privileged worker):
 //!
-//! * It refuses a missing path, a directory and an empty file, each with its own
-//!   [`ImageError`] variant, so a user interface can say exactly what is wrong.
+//! * It refuses a missing path, an unreadable file, a directory, anything else that
+//!   is not a regular file, and an empty file, each with its own [`ImageError`]
+//!   variant, so a user interface can say exactly what is wrong.
+//! * It opens the file once; every stream reads it at positions of its own.
 //! * It sniffs the [`Format`] from the magic bytes only: gzip, bzip2, xz, zstd (also
 //!   behind skippable frames) and zip. Anything else is [`Format::Raw`], which covers
 //!   ISO and IMG files. File names are never trusted: `foo.img` holding xz data is xz.

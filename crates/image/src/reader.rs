@@ -60,15 +60,66 @@ impl std::error::Error for SourceError {
     }
 }
 
+/// One stream over an image file that other streams share: each keeps its own
+/// position and reads at it, so a file handed over already open (by a front end, to
+/// the privileged worker) can be read several times without being opened again.
+pub(crate) struct SharedFile {
+    file: Arc<File>,
+    len: u64,
+    position: u64,
+}
+
+impl SharedFile {
+    pub(crate) fn new(file: Arc<File>, len: u64) -> SharedFile {
+        SharedFile { file, len, position: 0 }
+    }
+
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // Moves the handle's own position too, which no stream relies on.
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = read_at(&self.file, buf, self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SharedFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let target = match pos {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        self.position = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a seek before the start of the image file"))?;
+        Ok(self.position)
+    }
+}
+
 /// The image file, publishing the position reached in it to a shared counter.
 pub(crate) struct CountingFile {
-    file: File,
+    file: SharedFile,
     position: u64,
     consumed: Arc<AtomicU64>,
 }
 
 impl CountingFile {
-    pub(crate) fn new(file: File, consumed: Arc<AtomicU64>) -> CountingFile {
+    pub(crate) fn new(file: SharedFile, consumed: Arc<AtomicU64>) -> CountingFile {
         CountingFile {
             file,
             position: 0,

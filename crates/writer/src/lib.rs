@@ -47,7 +47,8 @@
 //! per job, in-process or as the `graver-writer` binary through the OS's
 //! elevation prompt. The worker ([`worker::serve`]) speaks the versioned,
 //! token-authenticated [`protocol`], re-lists the drives itself, and re-checks
-//! every target before opening it. Several targets are written from one read of
+//! every target before opening it. It opens no image path: the front end opens the
+//! image with the user's rights and sends the open file beside the job ([`transport`]). Several targets are written from one read of
 //! the image, each verified on its own; a failing one is dropped and reported.
 
 mod buffer;
@@ -59,6 +60,7 @@ mod progress;
 pub mod protocol;
 mod source;
 mod stamps;
+pub mod transport;
 mod wipe;
 pub mod worker;
 

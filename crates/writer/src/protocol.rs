@@ -10,7 +10,8 @@
 //!    [`Response::Fatal`]; nothing is written.
 //! 2. The worker answers [`Response::Ready`].
 //! 3. The front end sends one job ([`Request::Write`] or [`Request::Verify`]); the
-//!    worker streams [`Response::Progress`] and ends the job with
+//!    job's frame comes with the image file, opened by the front end with the user's
+//!    rights ([`transport`](crate::transport)); the worker streams [`Response::Progress`] and ends the job with
 //!    [`Response::Finished`] or [`Response::JobFailed`]. [`Request::Cancel`] may be
 //!    sent at any time during a job. Further jobs may follow.
 //! 4. The worker exits when its input closes: the front end has gone away.
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ErrorKind, Progress};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// No message comes near this; a larger length prefix is garbage.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -71,7 +72,9 @@ impl JobTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteJob {
-    /// The image file.
+    /// The image file's name, for messages. The file itself comes beside the frame,
+    /// opened by the front end (see [`transport`](crate::transport)): the worker never
+    /// opens this path.
     pub image: PathBuf,
     /// Whole drives (or, for an unprivileged in-process worker, files) to write.
     pub targets: Vec<JobTarget>,
@@ -89,7 +92,7 @@ pub struct WriteJob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyJob {
-    /// The image file.
+    /// The image file's name, for messages; the file comes beside the frame, as for [`WriteJob::image`].
     pub image: PathBuf,
     /// The drive or file to compare.
     pub target: JobTarget,
@@ -365,14 +368,24 @@ pub enum Response {
 /// # Errors
 /// When the peer has gone or the message cannot be encoded.
 pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
+    out.write_all(&frame(message)?)?;
+    out.flush()
+}
+
+/// One message as a whole frame: its length prefix and its JSON.
+///
+/// # Errors
+/// When the message cannot be encoded or is larger than [`MAX_FRAME`].
+pub fn frame<T: Serialize>(message: &T) -> io::Result<Vec<u8>> {
     let body = serde_json::to_vec(message).map_err(io::Error::other)?;
     let len = u32::try_from(body.len())
         .ok()
         .filter(|&l| l as usize <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large for one frame"))?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(&body)?;
-    out.flush()
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
 }
 
 /// Reads one frame; `Ok(None)` when the stream ended cleanly between frames.

@@ -1,11 +1,10 @@
 //! Where the bytes come from: anything that can be streamed from the start, more than once.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use graver_image::{Format, Image, ImageSize};
+use graver_image::{Image, ImageSize};
 
 /// A stream of the decompressed image and the counter of compressed bytes it has consumed.
 pub struct Opened {
@@ -50,12 +49,7 @@ impl Source for Image {
     }
 
     fn open_at(&self, offset: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
-        if self.format() != Format::Raw {
-            return Ok(None);
-        }
-        let mut file = File::open(self.path())?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Some(Box::new(file)))
+        Ok(self.raw_from(offset).map(|raw| Box::new(raw) as Box<dyn Read + Send>))
     }
 
     fn size(&self) -> ImageSize {

@@ -1,7 +1,8 @@
 //! The privileged side: serves one front end over a byte stream, runs one job at
 //! a time with the engine, and trusts nothing the front end says about drives.
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,11 +14,11 @@ use graver_drives::{
 };
 use graver_image::Image;
 
-use crate::os::as_invoking_user;
 use crate::protocol::{
     self, Eject, JobResult, JobTarget, Outcome, PROTOCOL_VERSION, Refusal, Request, Response, TargetResult, VerifyJob,
     WriteJob, write_frame,
 };
+use crate::transport::{ATTACH, Adopter, Receive};
 use crate::{CancelToken, Device, ErrorKind, WriteError, WriteOptions};
 
 /// What a worker may do beyond writing listed whole drives.
@@ -87,11 +88,22 @@ fn fatal<W: Write>(out: &Output<W>, message: String) -> ServeError {
     ServeError::Protocol(message)
 }
 
+/// What the reading thread hands on: bytes, and the files that came with them, each
+/// with the index of a byte of the frame it belongs to.
+type Chunk = io::Result<(Vec<u8>, Vec<(usize, File)>)>;
+
 /// Frames cut out of the bytes a thread reads from the front end, so that a frame
-/// that stops half-way can be timed out whatever the stream is.
+/// that stops half-way can be timed out whatever the stream is, each with the open
+/// files that came with it.
 struct Frames {
-    chunks: Receiver<io::Result<Vec<u8>>>,
+    chunks: Receiver<Chunk>,
     buffer: Vec<u8>,
+    /// The stream offset of `buffer`'s first byte.
+    base: u64,
+    /// Files received and not yet given out, each with the stream offset of a byte of
+    /// the frame it belongs to.
+    files: Vec<(u64, File)>,
+    adopter: Option<Adopter>,
     stall: Duration,
 }
 
@@ -99,16 +111,18 @@ impl Frames {
     /// Starts the thread that reads `input`. It is not joined: a front end that
     /// stalls keeps it blocked in `read` until the stream closes, and the worker
     /// must be free to end before that.
-    fn start<R: Read + Send + 'static>(mut input: R, stall: Duration) -> Self {
+    fn start<R: Receive + 'static>(mut input: R, stall: Duration) -> Self {
+        let adopter = input.adopter();
         let (chunks_tx, chunks) = crossbeam_channel::bounded(4);
         let spawned = std::thread::Builder::new()
             .name("graver-worker-input".into())
             .spawn(move || {
                 let mut chunk = vec![0u8; 64 << 10];
                 loop {
-                    let read = match input.read(&mut chunk) {
+                    let mut files = Vec::new();
+                    let read = match input.receive(&mut chunk, &mut files) {
                         Ok(0) => return,
-                        Ok(n) => Ok(chunk[..n].to_vec()),
+                        Ok(n) => Ok((chunk[..n].to_vec(), files)),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => Err(e),
                     };
@@ -118,34 +132,72 @@ impl Frames {
                     }
                 }
             });
-        if let Err(e) = spawned {
-            // Without its reader the worker hears nothing: report that as the first frame failing.
-            let (failed_tx, failed) = crossbeam_channel::bounded(1);
-            let _ = failed_tx.send(Err(e));
-            return Self {
-                chunks: failed,
-                buffer: Vec::new(),
-                stall,
-            };
-        }
+        let chunks = match spawned {
+            Ok(_) => chunks,
+            Err(e) => {
+                // Without its reader the worker hears nothing: report that as the first frame failing.
+                let (failed_tx, failed) = crossbeam_channel::bounded(1);
+                let _ = failed_tx.send(Err(e));
+                failed
+            }
+        };
         Self {
             chunks,
             buffer: Vec::new(),
+            base: 0,
+            files: Vec::new(),
+            adopter,
             stall,
         }
     }
 
-    /// The next request; `Ok(None)` when the stream ended between frames.
-    fn next(&mut self) -> io::Result<Option<Request>> {
+    /// Takes `n` bytes off the front of the buffer.
+    fn consume(&mut self, n: usize) {
+        self.buffer.drain(..n);
+        self.base += n as u64;
+    }
+
+    /// Cuts the next whole frame (or handle marker) out of the buffer, if it is all there.
+    fn cut(&mut self) -> io::Result<Option<(Request, Vec<File>)>> {
+        loop {
+            let Some(&prefix) = self.buffer.first_chunk::<4>() else {
+                return Ok(None);
+            };
+            if let (ATTACH, Some(adopt)) = (u32::from_le_bytes(prefix), &self.adopter) {
+                let Some(marker) = self.buffer.first_chunk::<12>() else {
+                    return Ok(None);
+                };
+                let handle = u64::from_le_bytes([
+                    marker[4], marker[5], marker[6], marker[7], marker[8], marker[9], marker[10], marker[11],
+                ]);
+                let file = adopt(handle)?;
+                self.consume(12);
+                // It goes with the frame that starts right after the marker.
+                self.files.push((self.base, file));
+                continue;
+            }
+            let len = protocol::frame_len(prefix)?;
+            if self.buffer.len() < 4 + len {
+                return Ok(None);
+            }
+            let end = self.base + 4 + len as u64;
+            let (mine, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.files)
+                .into_iter()
+                .partition(|(offset, _)| *offset < end);
+            self.files = later;
+            let request = protocol::parse_body(&self.buffer[4..4 + len]);
+            self.consume(4 + len);
+            return request.map(|request| Some((request, mine.into_iter().map(|(_, file)| file).collect())));
+        }
+    }
+
+    /// The next request and the files that came with it; `Ok(None)` when the stream
+    /// ended between frames.
+    fn next(&mut self) -> io::Result<Option<(Request, Vec<File>)>> {
         let mut deadline = None;
         loop {
-            if let Some(prefix) = self.buffer.first_chunk::<4>() {
-                let len = protocol::frame_len(*prefix)?;
-                if self.buffer.len() >= 4 + len {
-                    let request = protocol::parse_body(&self.buffer[4..4 + len]);
-                    self.buffer.drain(..4 + len);
-                    return request.map(Some);
-                }
+            if let Some(frame) = self.cut()? {
+                return Ok(Some(frame));
             }
             let chunk = if self.buffer.is_empty() {
                 self.chunks.recv().ok()
@@ -166,7 +218,13 @@ impl Frames {
                 }
             };
             match chunk {
-                Some(chunk) => self.buffer.extend_from_slice(&chunk?),
+                Some(chunk) => {
+                    let (bytes, files) = chunk?;
+                    let start = self.base + self.buffer.len() as u64;
+                    self.files
+                        .extend(files.into_iter().map(|(at, file)| (start + at as u64, file)));
+                    self.buffer.extend_from_slice(&bytes);
+                }
                 None if self.buffer.is_empty() => return Ok(None),
                 None => return Err(io::ErrorKind::UnexpectedEof.into()),
             }
@@ -177,8 +235,14 @@ impl Frames {
 /// A job as it waits in the queue: it has its cancel token from the moment its frame arrives.
 struct Queued {
     id: u64,
-    request: Request,
+    job: Job,
     cancel: CancelToken,
+}
+
+/// A job and the image file that came with its frame.
+enum Job {
+    Write(WriteJob, File),
+    Verify(VerifyJob, File),
 }
 
 /// The tokens of every job that has arrived and not ended: a cancel reaches each of them,
@@ -216,7 +280,7 @@ impl Live {
 /// overflows the queue; [`ServeError::Io`] when the stream fails.
 pub fn serve<R, W>(input: R, output: W, token: &str, policy: Policy) -> Result<(), ServeError>
 where
-    R: Read + Send + 'static,
+    R: Receive + 'static,
     W: Write + Send,
 {
     serve_with(input, output, token, policy, Limits::default())
@@ -228,13 +292,16 @@ where
 /// As [`serve`].
 pub fn serve_with<R, W>(input: R, output: W, token: &str, policy: Policy, limits: Limits) -> Result<(), ServeError>
 where
-    R: Read + Send + 'static,
+    R: Receive + 'static,
     W: Write + Send,
 {
     let out = Arc::new(Mutex::new(output));
     let mut frames = Frames::start(input, limits.frame_stall);
     match frames.next() {
-        Ok(Some(Request::Hello { version, token: given })) => {
+        Ok(Some((Request::Hello { .. }, files))) if !files.is_empty() => {
+            return Err(fatal(&out, "a file came with the hello".into()));
+        }
+        Ok(Some((Request::Hello { version, token: given }, _))) => {
             if version != PROTOCOL_VERSION {
                 return Err(fatal(
                     &out,
@@ -267,15 +334,32 @@ where
             let mut arrived = 0u64;
             let outcome = loop {
                 match frames.next() {
-                    Ok(Some(Request::Cancel)) => live.cancel_all(),
-                    Ok(Some(Request::Hello { .. })) => break Err(fatal(&reader_out, "a second hello".into())),
-                    Ok(Some(request)) => {
+                    Ok(Some((Request::Cancel, files))) if files.is_empty() => live.cancel_all(),
+                    Ok(Some((Request::Cancel, _))) => {
+                        break Err(fatal(&reader_out, "a file came with a cancel".into()));
+                    }
+                    Ok(Some((Request::Hello { .. }, _))) => break Err(fatal(&reader_out, "a second hello".into())),
+                    Ok(Some((request @ (Request::Write(_) | Request::Verify(_)), files))) => {
+                        // The image travels beside the job, opened by the front end with the
+                        // user's rights: the worker opens no path the user gave.
+                        let count = files.len();
+                        let Ok([image]) = <[File; 1]>::try_from(files) else {
+                            break Err(fatal(
+                                &reader_out,
+                                format!("a job must come with exactly one open image file; this one came with {count}"),
+                            ));
+                        };
+                        let job = match request {
+                            Request::Write(job) => Job::Write(job, image),
+                            Request::Verify(job) => Job::Verify(job, image),
+                            Request::Hello { .. } | Request::Cancel => continue,
+                        };
                         arrived += 1;
                         let cancel = CancelToken::new();
                         live.add(arrived, &cancel);
                         let queued = Queued {
                             id: arrived,
-                            request,
+                            job,
                             cancel,
                         };
                         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = jobs_tx.try_send(queued) {
@@ -292,15 +376,14 @@ where
             live.cancel_all();
             outcome
         });
-        for Queued { id, request, cancel } in &jobs {
+        for Queued { id, job, cancel } in &jobs {
             let response = if cancel.is_cancelled() {
                 // Cancelled, or the front end left, before the job began: no drive is looked at.
                 job_failed(&WriteError::Cancelled)
             } else {
-                match &request {
-                    Request::Write(job) => run_write(job, policy, &out, &cancel),
-                    Request::Verify(job) => run_verify(job, policy, &out, &cancel),
-                    Request::Hello { .. } | Request::Cancel => continue,
+                match job {
+                    Job::Write(job, image) => run_write(&job, image, policy, &out, &cancel),
+                    Job::Verify(job, image) => run_verify(&job, image, policy, &out, &cancel),
                 }
             };
             live.remove(id);
@@ -321,8 +404,10 @@ fn job_failed(error: &WriteError) -> Response {
     }
 }
 
-fn open_image(path: &Path) -> Result<Image, Response> {
-    as_invoking_user(|| Image::open(path)).map_err(|e| Response::JobFailed {
+/// The image the front end opened, as the user, and sent with the job; `name` is
+/// only what messages call it.
+fn open_image(file: File, name: &Path) -> Result<Image, Response> {
+    Image::from_file(file, name).map_err(|e| Response::JobFailed {
         kind: ErrorKind::BadInput,
         message: e.to_string(),
     })
@@ -418,9 +503,15 @@ fn check_target(
     })
 }
 
-fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, cancel: &CancelToken) -> Response {
+fn run_write<W: Write + Send>(
+    job: &WriteJob,
+    image: File,
+    policy: Policy,
+    out: &Output<W>,
+    cancel: &CancelToken,
+) -> Response {
     let started = Instant::now();
-    let image = match open_image(&job.image) {
+    let image = match open_image(image, &job.image) {
         Ok(image) => image,
         Err(response) => return response,
     };
@@ -432,7 +523,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
     }
     // Before any drive is unmounted or opened: an image that decodes to nothing is refused
     // here whatever the front end checked (the engine refuses it too, before a write).
-    match as_invoking_user(|| graver_image::probe(&image)) {
+    match graver_image::probe(&image) {
         Ok(probe) => {
             if let Some(refusal) = probe.refusal() {
                 return Response::JobFailed {
@@ -485,7 +576,7 @@ fn run_write<W: Write + Send>(job: &WriteJob, policy: Policy, out: &Output<W>, c
                 cancel.cancel();
             }
         };
-        let report = as_invoking_user(|| crate::write(&image, &mut devices, options, &forward, cancel));
+        let report = crate::write(&image, &mut devices, options, &forward, cancel);
         match report {
             Ok(report) => {
                 sha256 = report.sha256;
@@ -569,9 +660,15 @@ fn open_for_verify(job_target: &JobTarget, policy: Policy) -> Result<Target, Ref
     Ok(target)
 }
 
-fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>, cancel: &CancelToken) -> Response {
+fn run_verify<W: Write + Send>(
+    job: &VerifyJob,
+    image: File,
+    policy: Policy,
+    out: &Output<W>,
+    cancel: &CancelToken,
+) -> Response {
     let started = Instant::now();
-    let image = match open_image(&job.image) {
+    let image = match open_image(image, &job.image) {
         Ok(image) => image,
         Err(response) => return response,
     };
@@ -597,7 +694,7 @@ fn run_verify<W: Write + Send>(job: &VerifyJob, policy: Policy, out: &Output<W>,
             cancel.cancel();
         }
     };
-    match as_invoking_user(|| crate::compare(&image, &mut target, &forward, cancel)) {
+    match crate::compare(&image, &mut target, &forward, cancel) {
         Ok(report) => finished(report.image_len, Outcome::Verified),
         Err(e @ (WriteError::BadImage(_) | WriteError::SourceIo(_) | WriteError::Cancelled)) => job_failed(&e),
         Err(e) => finished(
@@ -616,13 +713,14 @@ mod tests {
     //! client's tests in crates/client/tests/worker.rs run the binary on loop devices).
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::io::{PipeReader, PipeWriter};
+    use std::io::PipeReader;
     use std::path::PathBuf;
     use std::thread::JoinHandle;
 
     use graver_testkit::Rng;
 
     use crate::protocol::read_frame;
+    use crate::transport::{ChannelReceiver, ChannelSender, Deliver, channel};
 
     use super::*;
 
@@ -633,7 +731,7 @@ mod tests {
     const HANG_GUARD: Duration = Duration::from_secs(30);
 
     struct Session {
-        to_worker: PipeWriter,
+        to_worker: ChannelSender,
         from_worker: PipeReader,
         served: JoinHandle<Result<(), ServeError>>,
     }
@@ -647,9 +745,8 @@ mod tests {
     }
 
     fn start_with(policy: Policy, limits: Limits) -> Session {
-        let (req_rx, to_worker) = io::pipe().unwrap();
-        let (from_worker, resp_tx) = io::pipe().unwrap();
-        let served = std::thread::spawn(move || serve_with(req_rx, resp_tx, "t0ken", policy, limits));
+        let (to_worker, req_rx) = channel();
+        let (from_worker, served) = serving(req_rx, policy, limits);
         Session {
             to_worker,
             from_worker,
@@ -657,10 +754,38 @@ mod tests {
         }
     }
 
+    /// A worker reading `req_rx`, whose sender the test already let go.
+    struct Reading {
+        from_worker: PipeReader,
+        served: JoinHandle<Result<(), ServeError>>,
+    }
+
+    fn start_reading(req_rx: ChannelReceiver, limits: Limits) -> Reading {
+        let policy = Policy {
+            allow_files: true,
+            unsafe_mode: false,
+        };
+        let (from_worker, served) = serving(req_rx, policy, limits);
+        Reading { from_worker, served }
+    }
+
+    fn serving<R: Receive + 'static>(
+        req_rx: R,
+        policy: Policy,
+        limits: Limits,
+    ) -> (PipeReader, JoinHandle<Result<(), ServeError>>) {
+        let (from_worker, resp_tx) = io::pipe().unwrap();
+        let served = std::thread::spawn(move || serve_with(req_rx, resp_tx, "t0ken", policy, limits));
+        (from_worker, served)
+    }
+
     fn frame(request: &Request) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        write_frame(&mut bytes, request).unwrap();
-        bytes
+        protocol::frame(request).unwrap()
+    }
+
+    /// Sends `bytes` with the file at `image` beside their first byte.
+    fn deliver_with(to_worker: &mut impl Deliver, bytes: &[u8], image: &Path) {
+        to_worker.deliver(bytes, Some(&File::open(image).unwrap())).unwrap();
     }
 
     fn hello() -> Vec<u8> {
@@ -738,16 +863,13 @@ mod tests {
         let cancel = frame(&Request::Cancel);
         for run in 0..200 {
             let mut session = start(Limits::default());
-            session.to_worker.write_all(&hello()).unwrap();
+            session.to_worker.deliver(&hello(), None).unwrap();
             // Half the runs send both frames in one write, half one after the other, as the client does.
             if run % 2 == 0 {
-                session
-                    .to_worker
-                    .write_all(&[write.as_slice(), &cancel].concat())
-                    .unwrap();
+                deliver_with(&mut session.to_worker, &[write.as_slice(), &cancel].concat(), &image);
             } else {
-                session.to_worker.write_all(&write).unwrap();
-                session.to_worker.write_all(&cancel).unwrap();
+                deliver_with(&mut session.to_worker, &write, &image);
+                session.to_worker.deliver(&cancel, None).unwrap();
             }
             let seen = until_job_end(&mut session.from_worker);
             assert!(
@@ -765,20 +887,37 @@ mod tests {
     fn jobs_waiting_when_the_front_end_hangs_up_never_run() {
         let dir = tempfile::tempdir().unwrap();
         let (image, target) = files(dir.path());
+        let first = dir.path().join("first.img");
         for run in 0..100 {
-            let mut session = start(Limits::default());
-            let jobs = frame(&write_request(&image, &target)).repeat(3);
-            session.to_worker.write_all(&[hello(), jobs].concat()).unwrap();
-            drop(session.to_worker);
+            // Everything is sent before the worker starts reading. The first job is not
+            // waiting: on a busy machine it may start before the worker has read as far as
+            // the hang-up (and is then cancelled), so it writes a target of its own. The
+            // two behind it wait, and must never start.
+            let (mut to_worker, req_rx) = channel();
+            to_worker.deliver(&hello(), None).unwrap();
+            deliver_with(&mut to_worker, &frame(&write_request(&image, &first)), &image);
+            for _ in 0..2 {
+                deliver_with(&mut to_worker, &frame(&write_request(&image, &target)), &image);
+            }
+            drop(to_worker);
+            let mut session = start_reading(req_rx, Limits::default());
             let mut seen = Vec::new();
             while let Some(response) = read_frame::<Response>(&mut session.from_worker).unwrap() {
                 seen.push(response);
             }
+            let waiting_ran = |r: &Response| match r {
+                Response::Progress(p) => p.devices.iter().any(|d| Path::new(&d.name) == target),
+                Response::Finished(result) => result.targets.iter().any(|t| t.target == target),
+                _ => false,
+            };
             assert!(
-                !seen
-                    .iter()
-                    .any(|r| matches!(r, Response::Finished(_) | Response::Progress(_))),
-                "run {run}: a job ran after the front end hung up: {seen:?}"
+                !seen.iter().any(waiting_ran),
+                "run {run}: a waiting job ran after the front end hung up: {seen:?}"
+            );
+            assert_eq!(
+                seen.iter().filter(|r| matches!(r, Response::JobFailed { .. })).count(),
+                3 - seen.iter().filter(|r| matches!(r, Response::Finished(_))).count(),
+                "run {run}: every job ends: {seen:?}"
             );
             assert!(untouched(&target), "run {run}: a job wrote after the front end hung up");
             join(session.served).unwrap();
@@ -791,10 +930,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (image, target) = files(dir.path());
         let mut session = start(Limits::default());
-        session
-            .to_worker
-            .write_all(&[hello(), frame(&write_request(&image, &target))].concat())
-            .unwrap();
+        session.to_worker.deliver(&hello(), None).unwrap();
+        deliver_with(&mut session.to_worker, &frame(&write_request(&image, &target)), &image);
         let seen = until_job_end(&mut session.from_worker);
         let Some(Response::Finished(result)) = seen.last() else {
             panic!("the job did not finish: {seen:?}");
@@ -819,10 +956,8 @@ mod tests {
         });
         for request in [write_request(&image, &target), verify] {
             let mut session = start_with(policy, Limits::default());
-            session
-                .to_worker
-                .write_all(&[hello(), frame(&request)].concat())
-                .unwrap();
+            session.to_worker.deliver(&hello(), None).unwrap();
+            deliver_with(&mut session.to_worker, &frame(&request), &image);
             let seen = until_job_end(&mut session.from_worker);
             let Some(Response::Finished(result)) = seen.last() else {
                 panic!("a refused target must end the job as finished: {seen:?}");
@@ -852,12 +987,13 @@ mod tests {
         };
         // Half a hello, and half of a job after a whole hello; the stream stays open both times.
         let write = frame(&write_request(&image, &target));
-        for (stalled, expect_ready) in [
-            (hello()[..3].to_vec(), false),
-            ([hello(), write[..20].to_vec()].concat(), true),
-        ] {
+        for (hello_part, job_part) in [(&hello()[..3], None), (&hello()[..], Some(&write[..20]))] {
+            let expect_ready = job_part.is_some();
             let mut session = start(limits);
-            session.to_worker.write_all(&stalled).unwrap();
+            session.to_worker.deliver(hello_part, None).unwrap();
+            if let Some(job_part) = job_part {
+                deliver_with(&mut session.to_worker, job_part, &image);
+            }
             let outcome = join(session.served);
             assert!(
                 matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("half-way")),
@@ -886,8 +1022,10 @@ mod tests {
             ..Limits::default()
         };
         let mut session = start(limits);
-        let jobs = frame(&write_request(&image, &target)).repeat(10);
-        session.to_worker.write_all(&[hello(), jobs].concat()).unwrap();
+        session.to_worker.deliver(&hello(), None).unwrap();
+        for _ in 0..10 {
+            deliver_with(&mut session.to_worker, &frame(&write_request(&image, &target)), &image);
+        }
         let outcome = join(session.served);
         assert!(
             matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("jobs waiting")),
@@ -900,5 +1038,205 @@ mod tests {
         assert!(seen.iter().any(|r| matches!(r, Response::Fatal { .. })), "{seen:?}");
         let finished = seen.iter().filter(|r| matches!(r, Response::Finished(_))).count();
         assert!(finished <= 1, "jobs ran after the connection ended: {seen:?}");
+    }
+
+    /// The responses until the worker ends the session.
+    fn all_responses(from_worker: &mut PipeReader) -> Vec<Response> {
+        let mut seen = Vec::new();
+        while let Ok(Some(response)) = read_frame::<Response>(from_worker) {
+            seen.push(response);
+        }
+        seen
+    }
+
+    #[test]
+    fn a_job_without_its_image_file_or_with_two_ends_the_session_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let write = frame(&write_request(&image, &target));
+        for files in [0, 2] {
+            let mut session = start(Limits::default());
+            session.to_worker.deliver(&hello(), None).unwrap();
+            match files {
+                0 => session.to_worker.deliver(&write, None).unwrap(),
+                // Two files on one frame: one with its first byte, one with a later byte.
+                _ => {
+                    deliver_with(&mut session.to_worker, &write[..10], &image);
+                    deliver_with(&mut session.to_worker, &write[10..], &image);
+                }
+            }
+            let outcome = join(session.served);
+            assert!(
+                matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains(&format!("came with {files}"))),
+                "{files} files: {outcome:?}"
+            );
+            let seen = all_responses(&mut session.from_worker);
+            assert!(matches!(seen.last(), Some(Response::Fatal { .. })), "{seen:?}");
+            assert!(untouched(&target), "{files} files: the job ran");
+        }
+    }
+
+    #[test]
+    fn the_image_is_read_from_the_file_sent_not_from_the_path_named() {
+        // The job names one file and carries another: the worker writes what it was
+        // given, so it never opens a path on the front end's word.
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let named = dir.path().join("named.img");
+        std::fs::write(&named, vec![0x11; MIB]).unwrap();
+        let mut session = start(Limits::default());
+        session.to_worker.deliver(&hello(), None).unwrap();
+        deliver_with(&mut session.to_worker, &frame(&write_request(&named, &target)), &image);
+        let seen = until_job_end(&mut session.from_worker);
+        assert!(matches!(seen.last(), Some(Response::Finished(_))), "{seen:?}");
+        assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
+        drop(session.to_worker);
+        join(session.served).unwrap();
+    }
+
+    /// A stream that carries handle values, as a Windows pipe does: value 7 names the
+    /// image, any other value is refused, as `DuplicateHandle` refuses a handle the
+    /// front end does not have.
+    struct HandleValues {
+        inner: ChannelReceiver,
+        image: PathBuf,
+    }
+
+    impl Receive for HandleValues {
+        fn receive(&mut self, buf: &mut [u8], files: &mut Vec<(usize, File)>) -> io::Result<usize> {
+            self.inner.receive(buf, files)
+        }
+
+        fn adopter(&self) -> Option<Adopter> {
+            let image = self.image.clone();
+            Some(Box::new(move |value| match value {
+                7 => File::open(&image),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such handle in the front end",
+                )),
+            }))
+        }
+    }
+
+    fn marker(value: u64) -> Vec<u8> {
+        [ATTACH.to_le_bytes().as_slice(), &value.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn a_handle_value_before_a_job_brings_its_image_and_one_that_cannot_be_duplicated_ends_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, target) = files(dir.path());
+        let write = frame(&write_request(&image, &target));
+        for (value, works) in [(8, false), (7, true)] {
+            let (mut to_worker, inner) = channel();
+            // The marker arrives cut in two, as a pipe may deliver it.
+            let bytes = [hello(), marker(value), write.clone()].concat();
+            let cut = hello().len() + 5;
+            to_worker.deliver(&bytes[..cut], None).unwrap();
+            to_worker.deliver(&bytes[cut..], None).unwrap();
+            let input = HandleValues {
+                inner,
+                image: image.clone(),
+            };
+            let policy = Policy {
+                allow_files: true,
+                unsafe_mode: false,
+            };
+            let (mut from_worker, served) = serving(input, policy, Limits::default());
+            if works {
+                let seen = until_job_end(&mut from_worker);
+                assert!(matches!(seen.last(), Some(Response::Finished(_))), "{seen:?}");
+                assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
+                drop(to_worker);
+                join(served).unwrap();
+            } else {
+                let outcome = join(served);
+                assert!(
+                    matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("no such handle")),
+                    "{outcome:?}"
+                );
+                assert!(matches!(
+                    all_responses(&mut from_worker).last(),
+                    Some(Response::Fatal { .. })
+                ));
+                assert!(untouched(&target));
+            }
+        }
+        // Where the stream carries no handle values, the marker is an oversized frame.
+        let mut session = start(Limits::default());
+        session
+            .to_worker
+            .deliver(&[hello(), marker(7), write].concat(), None)
+            .unwrap();
+        let outcome = join(session.served);
+        assert!(
+            matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains("larger than the protocol allows")),
+            "{outcome:?}"
+        );
+    }
+
+    #[cfg(unix)]
+    mod socket {
+        use std::os::unix::net::UnixStream;
+
+        use super::*;
+
+        fn start_on_socket() -> (UnixStream, PipeReader, JoinHandle<Result<(), ServeError>>) {
+            let (front, worker) = UnixStream::pair().unwrap();
+            let (from_worker, resp_tx) = io::pipe().unwrap();
+            let policy = Policy {
+                allow_files: true,
+                unsafe_mode: false,
+            };
+            let served = std::thread::spawn(move || serve(worker, resp_tx, "t0ken", policy));
+            (front, from_worker, served)
+        }
+
+        #[test]
+        fn a_descriptor_that_came_with_the_first_byte_of_a_frame_cut_in_pieces_is_that_frames() {
+            let dir = tempfile::tempdir().unwrap();
+            let (image, target) = files(dir.path());
+            let write = frame(&write_request(&image, &target));
+            let (mut front, mut from_worker, served) = start_on_socket();
+            front.deliver(&hello(), None).unwrap();
+            // The descriptor rides on the frame's first byte (after a whole hello the worker
+            // may read in the same go); the rest of the frame comes in later writes.
+            deliver_with(&mut front, &write[..3], &image);
+            front.write_all(&write[3..40]).unwrap();
+            front.write_all(&write[40..]).unwrap();
+            let seen = until_job_end(&mut from_worker);
+            assert!(matches!(seen.last(), Some(Response::Finished(_))), "{seen:?}");
+            assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&image).unwrap());
+            drop(front);
+            join(served).unwrap();
+        }
+
+        #[test]
+        fn over_a_socket_a_job_needs_exactly_one_descriptor() {
+            let dir = tempfile::tempdir().unwrap();
+            let (image, target) = files(dir.path());
+            let write = frame(&write_request(&image, &target));
+            for files in [0, 2] {
+                let (mut front, mut from_worker, served) = start_on_socket();
+                front.deliver(&hello(), None).unwrap();
+                if files == 0 {
+                    front.deliver(&write, None).unwrap();
+                } else {
+                    deliver_with(&mut front, &write[..1], &image);
+                    deliver_with(&mut front, &write[1..], &image);
+                }
+                let outcome = join(served);
+                assert!(
+                    matches!(outcome, Err(ServeError::Protocol(ref m)) if m.contains(&format!("came with {files}"))),
+                    "{files}: {outcome:?}"
+                );
+                assert!(matches!(
+                    all_responses(&mut from_worker).last(),
+                    Some(Response::Fatal { .. })
+                ));
+                assert!(untouched(&target));
+            }
+        }
     }
 }

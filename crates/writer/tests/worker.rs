@@ -220,6 +220,14 @@ fn protocol_violations_end_the_worker_and_write_nothing() {
     raw.send(&hello(PROTOCOL_VERSION, token));
     expect_fatal(&mut raw, "hello", "second hello");
 
+    // (f) A job whose image did not come with it: a standard input that is a pipe
+    // carries no descriptors, and the worker opens no path in its place.
+    let mut raw = Raw::spawn(token);
+    raw.send(&hello(PROTOCOL_VERSION, token));
+    assert!(matches!(raw.next(), Some(Response::Ready { .. })));
+    raw.send(&job);
+    expect_fatal(&mut raw, "exactly one open image file", "job without its image");
+
     assert!(!target.exists(), "a rejected session created {}", target.display());
 }
 

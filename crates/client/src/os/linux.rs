@@ -1,6 +1,7 @@
 //! Linux: `pkexec` of the installed worker. The polkit policy in
 //! `packaging/linux/` (`auth_admin_keep`, and `auth_admin` for the unsafe mode) names it, so the prompt says what is
-//! asked. The worker speaks on its standard streams, which pkexec passes through.
+//! asked. The worker speaks on its standard streams, which pkexec passes through;
+//! its standard input is a Unix socket, which carries each job's image descriptor.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;

@@ -14,9 +14,11 @@
 //! The worker is started in the background with its output discarded, so
 //! `osascript` returns as soon as the prompt has been answered. The socket's
 //! directory is the user's own (mode 0700), the connecting peer must be root,
-//! and the token handshake then proves to the worker that we started it.
+//! and the token handshake then proves to the worker that we started it. The
+//! socket also carries each job's image, opened here with the user's rights, as a
+//! descriptor (`SCM_RIGHTS`), so the root worker reads only what the user may.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
@@ -24,6 +26,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use graver_writer::transport::Deliver;
 
 use super::macos_commands::{explain_osascript_failure, osascript_source, socket_dir, socket_path};
 use crate::LaunchError;
@@ -212,13 +216,9 @@ impl Drop for PrivateDir {
 /// receiving half (a clone of the same socket) stays open.
 struct HangUpOnDrop(UnixStream);
 
-impl Write for HangUpOnDrop {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+impl Deliver for HangUpOnDrop {
+    fn deliver(&mut self, frame: &[u8], file: Option<&std::fs::File>) -> io::Result<()> {
+        self.0.deliver(frame, file)
     }
 }
 

@@ -7,6 +7,8 @@
 //! - `installed_worker()`: the worker an installation puts where only an
 //!   administrator can change it, the only one elevated (see `launch::elevated_worker`);
 //! - `has_device_rights()`: whether this process may open raw devices already;
+//! - `worker_input()`: a child worker's standard input, able to carry the image file
+//!   (a Unix socket; on Windows a pipe that carries the handle's value);
 //! - `exit_signal(status)`: the signal that ended a child, where the OS has signals;
 //! - `explain_prompt_exit(how, status, stderr)`: what the exit of an elevation
 //!   program that started the worker (pkexec) says, when it speaks of the prompt.
@@ -25,7 +27,7 @@ mod windows_commands;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use unix::{exit_signal, has_device_rights};
+pub(crate) use unix::{exit_signal, has_device_rights, worker_input};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -40,7 +42,9 @@ pub(crate) use macos::{explain_prompt_exit, installed_worker, launch_elevated};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::{exit_signal, explain_prompt_exit, has_device_rights, installed_worker, launch_elevated};
+pub(crate) use windows::{
+    exit_signal, explain_prompt_exit, has_device_rights, installed_worker, launch_elevated, worker_input,
+};
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 mod other;

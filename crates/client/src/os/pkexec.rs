@@ -6,7 +6,8 @@ use crate::LaunchError;
 use crate::launch::worker_args;
 
 /// `pkexec WORKER --serve TOKEN`: pkexec needs an absolute path and keeps the
-/// standard streams, so the worker talks to us directly. The first argument picks the
+/// standard streams (descriptors 0 to 2), so the worker talks to us directly and
+/// receives the image's descriptor over its standard input, a Unix socket. The first argument picks the
 /// polkit action: `--serve-unsafe` is the one that asks for the password every time.
 pub(crate) fn pkexec_command(worker: &Path, token: &str, unsafe_mode: bool) -> (String, Vec<String>) {
     let mut args = vec![worker.display().to_string()];

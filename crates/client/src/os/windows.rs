@@ -16,11 +16,12 @@ use std::io;
 use std::os::windows::ffi::OsStringExt;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Stdio};
 use std::ptr;
 use std::time::Duration;
 
 use graver_writer::os::pipe::{Hangup, new_event, owned, split, wide};
+use graver_writer::transport::{Deliver, Handles};
 use windows_sys::Win32::Foundation::{
     ERROR_IO_PENDING, ERROR_PIPE_CONNECTED, HANDLE, LocalFree, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
@@ -114,11 +115,19 @@ pub(crate) fn launch_elevated(worker: &Path, token: &str, unsafe_mode: bool) -> 
     check_client_is(&pipe, &process)?;
     let (from_worker, to_worker) = split(pipe, Hangup::Disconnect).map_err(LaunchError::Connection)?;
     Ok(Connection {
-        to_worker: Box::new(to_worker),
+        // The worker duplicates the image's handle out of this process by its value.
+        to_worker: Box::new(Handles(to_worker)),
         from_worker: Box::new(from_worker),
         process: Process::Detached,
         how: "UAC prompt".into(),
     })
+}
+
+/// A child worker's standard input: a pipe, over which the image's handle value goes
+/// (the worker duplicates it out of this process, the pipe's server end).
+pub(crate) fn worker_input() -> io::Result<(Box<dyn Deliver>, Stdio)> {
+    let (theirs, ours) = io::pipe()?;
+    Ok((Box::new(Handles(ours)), Stdio::from(theirs)))
 }
 
 /// This process's user, as an SID string (`S-1-5-21-…`).

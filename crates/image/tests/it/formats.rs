@@ -184,3 +184,40 @@ fn missing_empty_and_directory_paths_have_their_own_errors() {
     let error = Image::open(scratch.path()).unwrap_err();
     assert!(matches!(error, ImageError::IsDirectory(_)), "{error:?}");
 }
+
+/// A file opened elsewhere (a front end hands it to the privileged worker) is inspected
+/// and decoded from the descriptor alone: every stream reads the one open file, so
+/// the path may be gone by then, and messages use the name given.
+#[test]
+fn an_image_opened_by_someone_else_is_read_from_its_file_never_its_path() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fixtures = fixtures();
+    for name in ["image.img.xz", "image.zip", "image.img.gz"] {
+        let copy = scratch.path().join(name);
+        std::fs::copy(fixtures.path(name), &copy).unwrap();
+        let file = std::fs::File::open(&copy).unwrap();
+        std::fs::remove_file(&copy).unwrap();
+        let image = Image::from_file(file, "shown-name").unwrap();
+        assert_eq!(image.path(), std::path::Path::new("shown-name"));
+        for _ in 0..2 {
+            let mut decoded = Vec::new();
+            image.reader().unwrap().read_to_end(&mut decoded).unwrap();
+            assert!(decoded.starts_with(&fixtures.data), "{name}: content differs");
+        }
+    }
+
+    #[cfg(unix)]
+    {
+        // A FIFO cannot be read twice or sought in: refused, by the name given.
+        let fifo = scratch.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        let error = Image::from_file(file, "a pipe").unwrap_err();
+        assert!(matches!(&error, ImageError::NotAFile(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "a pipe: not a regular file; only image files can be written"
+        );
+    }
+}

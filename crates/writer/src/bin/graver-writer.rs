@@ -82,7 +82,10 @@ fn parse_args() -> Result<Args, String> {
 
 fn run(args: &Args) -> Result<(), String> {
     let outcome = match &args.connect {
-        None => serve(std::io::stdin(), std::io::stdout(), &args.token, args.policy),
+        None => {
+            let input = os::standard_input().map_err(|e| format!("standard input: {e}"))?;
+            serve(input, std::io::stdout(), &args.token, args.policy)
+        }
         Some(peer) => {
             let (reader, writer) = os::connect_back(peer).map_err(|e| format!("{peer}: {e}"))?;
             serve(reader, writer, &args.token, args.policy)

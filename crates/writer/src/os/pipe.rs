@@ -10,6 +10,7 @@
 //! which gives blocking `Read` and `Write` halves that work side by side.
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
@@ -17,16 +18,18 @@ use std::ptr;
 use std::sync::Arc;
 
 use windows_sys::Win32::Foundation::{
-    ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
-    INVALID_HANDLE_VALUE,
+    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA,
+    ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_OVERLAPPED, FILE_SHARE_NONE, OPEN_EXISTING, ReadFile, SECURITY_IDENTIFICATION,
     SECURITY_SQOS_PRESENT, WriteFile,
 };
 use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
-use windows_sys::Win32::System::Pipes::DisconnectNamedPipe;
-use windows_sys::Win32::System::Threading::CreateEventW;
+use windows_sys::Win32::System::Pipes::{DisconnectNamedPipe, GetNamedPipeServerProcessId};
+use windows_sys::Win32::System::Threading::{CreateEventW, GetCurrentProcess, OpenProcess, PROCESS_DUP_HANDLE};
+
+use crate::transport::{Adopter, Receive};
 
 /// The worker's option naming the pipe to connect to.
 pub const CONNECT_OPTION: &str = "--connect-pipe";
@@ -153,6 +156,75 @@ impl Read for PipeReader {
             other => other,
         }
     }
+}
+
+impl Receive for PipeReader {
+    fn receive(&mut self, buf: &mut [u8], _files: &mut Vec<(usize, File)>) -> io::Result<usize> {
+        self.read(buf)
+    }
+
+    fn adopter(&self) -> Option<Adopter> {
+        adopter_for(self.0.pipe.as_raw_handle())
+    }
+}
+
+/// The worker's standard input when the front end started it as a plain child: a
+/// pipe, over which handle values come from the front end that made it.
+struct StandardInput(io::Stdin);
+
+impl Receive for StandardInput {
+    fn receive(&mut self, buf: &mut [u8], _files: &mut Vec<(usize, File)>) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+
+    fn adopter(&self) -> Option<Adopter> {
+        adopter_for(self.0.as_raw_handle())
+    }
+}
+
+/// The worker's standard input, which carries the image's handle value with each job.
+///
+/// # Errors
+/// None here; the signature matches the Unix one.
+pub fn standard_input() -> io::Result<Box<dyn Receive>> {
+    Ok(Box::new(StandardInput(io::stdin())))
+}
+
+/// What turns a handle value of the process at the server end of `pipe` (the front end,
+/// which made the pipe) into a file of this process: `DuplicateHandle` out of that
+/// process. `None` when the pipe does not say who is at its other end.
+fn adopter_for(pipe: HANDLE) -> Option<Adopter> {
+    let mut server = 0u32;
+    // SAFETY: `pipe` is an open pipe handle and `server` is a valid place for the id.
+    if unsafe { GetNamedPipeServerProcessId(pipe, &raw mut server) } == 0 {
+        return None;
+    }
+    Some(Box::new(move |value: u64| {
+        // SAFETY: asks only for the right to duplicate that process's handles; the
+        // handle returned is checked and owned here.
+        let front_end = unsafe { owned(OpenProcess(PROCESS_DUP_HANDLE, 0, server)) }?;
+        let source = usize::try_from(value)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a handle value out of range"))?;
+        let mut duplicate: HANDLE = ptr::null_mut();
+        // SAFETY: duplicates the front end's handle `source` (if it names none, the call
+        // fails) into this process, with the access the front end has to it, no more.
+        let copied = unsafe {
+            DuplicateHandle(
+                front_end.as_raw_handle(),
+                source as HANDLE,
+                GetCurrentProcess(),
+                &raw mut duplicate,
+                0,
+                0,
+                DUPLICATE_SAME_ACCESS,
+            )
+        };
+        if copied == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: DuplicateHandle just gave this process the handle.
+        Ok(File::from(unsafe { owned(duplicate) }?))
+    }))
 }
 
 /// The sending half of a pipe.
