@@ -86,9 +86,16 @@ pub fn list() -> Result<Vec<Drive>, DriveError> {
     os::list()
 }
 
-/// The [`Drive::name`] of the drive a file is stored on, when it is on a local drive.
-pub fn drive_holding(path: &Path) -> Option<String> {
-    os::drive_holding(path)
+/// The [`Drive::name`]s of the drives the file at `path` is stored on: none when it is
+/// on no local drive, several when its file system spans several (RAID, btrfs, ZFS).
+pub fn drives_holding(path: &Path) -> Vec<String> {
+    os::drives_holding(path)
+}
+
+/// [`drives_holding`] for a file already open: the drives its own file system is on,
+/// whatever path it was opened by (the worker has no path it can trust).
+pub fn drives_holding_file(file: &std::fs::File) -> Vec<String> {
+    os::drives_holding_file(file)
 }
 
 /// Unmounts every partition of `drive` and opens it for raw writing.

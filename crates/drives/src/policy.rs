@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::path::Path;
 
 use graver_image::human::decimal;
 
@@ -89,27 +88,24 @@ pub struct ImageFacts {
     /// estimate, which may be wrong either way and so refuses no drive up front (the
     /// engine still stops at the end of a drive that turns out too small).
     pub size: u64,
-    /// The [`Drive::name`] of the drive the image file is stored on, from [`crate::drive_holding`].
-    pub stored_on: Option<String>,
+    /// The [`Drive::name`]s of the drives the image file is stored on, from
+    /// [`crate::drives_holding_file`].
+    pub stored_on: Vec<String>,
 }
 
 impl ImageFacts {
-    /// The facts of an opened image: its size and the drive holding its file.
+    /// The facts of an opened image: its size and the drives holding the file it was
+    /// opened from (not whatever its name says, which a worker cannot trust).
     pub fn of(image: &graver_image::Image) -> Self {
-        Self::new(image.size(), crate::drive_holding(image.path()))
+        Self::new(image.size(), crate::drives_holding_file(image.file()))
     }
 
-    /// Facts for an image of `size` whose file is stored on the drive named `stored_on`.
-    pub fn new(size: graver_image::ImageSize, stored_on: Option<String>) -> Self {
+    /// Facts for an image of `size` whose file is stored on the drives named `stored_on`.
+    pub fn new(size: graver_image::ImageSize, stored_on: Vec<String>) -> Self {
         Self {
             size: if size.is_exact() { size.bytes() } else { 0 },
             stored_on,
         }
-    }
-
-    /// Facts for an image stored at `path`, of `size`.
-    pub fn stored_at(path: &Path, size: graver_image::ImageSize) -> Self {
-        Self::new(size, crate::drive_holding(path))
     }
 }
 
@@ -252,7 +248,7 @@ pub fn classify(drive: &Drive, image: Option<&ImageFacts>) -> Vec<Finding> {
         });
     }
     if let Some(image) = image {
-        if image.stored_on.as_deref() == Some(drive.name.as_str()) {
+        if image.stored_on.contains(&drive.name) {
             notes.push(Finding {
                 hazard: Hazard::HoldsSource,
                 message: format!(
@@ -350,7 +346,7 @@ mod tests {
     fn a_plain_usb_stick_has_no_flags_and_is_flashable() {
         let image = ImageFacts {
             size: 2_000_000_000,
-            stored_on: Some("sda".into()),
+            stored_on: vec!["sda".into()],
         };
         assert!(classify(&stick(), Some(&image)).is_empty());
         assert!(is_flashable(&stick()));
@@ -366,7 +362,7 @@ mod tests {
         drive.size = 500_000_000_000;
         let image = ImageFacts {
             size: 600_000_000_000,
-            stored_on: Some("sdb".into()),
+            stored_on: vec!["sdb".into()],
         };
         let notes = classify(&drive, Some(&image));
         assert_eq!(
@@ -431,7 +427,7 @@ mod tests {
         let mut drive = stick();
         let fits = ImageFacts {
             size: drive.size,
-            stored_on: None,
+            stored_on: Vec::new(),
         };
         assert!(
             classify(&drive, Some(&fits)).is_empty(),
@@ -439,7 +435,7 @@ mod tests {
         );
         let over = ImageFacts {
             size: drive.size + 1,
-            stored_on: None,
+            stored_on: Vec::new(),
         };
         assert_eq!(flags(&classify(&drive, Some(&over))), [Hazard::TooSmall]);
         drive.size = LARGE_DRIVE_BYTES;
@@ -515,11 +511,11 @@ mod tests {
             d.unknown = Some("the mount table (/proc/self/mountinfo) cannot be read".into());
             d
         };
-        let small = ImageFacts::new(graver_image::ImageSize::Exact(1 << 30), Some("sda".into()));
-        let huge = ImageFacts::new(graver_image::ImageSize::Exact(20_000_000_000), None);
+        let small = ImageFacts::new(graver_image::ImageSize::Exact(1 << 30), vec!["sda".into()]);
+        let huge = ImageFacts::new(graver_image::ImageSize::Exact(20_000_000_000), Vec::new());
         // An estimate may be wrong either way: it refuses no drive up front.
-        let huge_estimate = ImageFacts::new(graver_image::ImageSize::Estimate(20_000_000_000), None);
-        let on_the_stick = ImageFacts::new(graver_image::ImageSize::Exact(1 << 30), Some("sdb".into()));
+        let huge_estimate = ImageFacts::new(graver_image::ImageSize::Estimate(20_000_000_000), Vec::new());
+        let on_the_stick = ImageFacts::new(graver_image::ImageSize::Exact(1 << 30), vec!["sdb".into()]);
         let nothing = Consent::default();
         let confirmed = Consent {
             warnings_confirmed: true,

@@ -198,6 +198,12 @@ impl Image {
         &self.path
     }
 
+    /// The open image file itself, for questions about the file rather than its name
+    /// (which drive holds it).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The format the magic bytes announce.
     pub fn format(&self) -> Format {
         self.format

@@ -449,41 +449,66 @@ pub(crate) fn fingerprint() -> u64 {
     hasher.finish()
 }
 
-/// The whole disk under a block device number, following partitions and stacked devices down.
-fn disk_of_dev(dev: (u32, u32)) -> Option<String> {
-    let dir = std::fs::canonicalize(format!("/sys/dev/block/{}:{}", dev.0, dev.1)).ok()?;
-    disk_of_sys_dir(&dir, 0)
+/// The whole disks under a block device number, following partitions and stacked
+/// devices (device-mapper, RAID: every member) down.
+fn disks_of_dev(dev: (u32, u32), disks: &mut BTreeSet<String>) {
+    if let Ok(dir) = std::fs::canonicalize(format!("/sys/dev/block/{}:{}", dev.0, dev.1)) {
+        disks_of_sys_dir(&dir, 0, disks);
+    }
 }
 
-fn disk_of_sys_dir(dir: &Path, depth: u32) -> Option<String> {
+fn disks_of_sys_dir(dir: &Path, depth: u32, disks: &mut BTreeSet<String>) {
     if depth > 8 {
-        return None;
+        return;
     }
     if dir.join("partition").exists() {
-        return dir.parent()?.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(disk) = dir.parent().and_then(Path::file_name) {
+            disks.insert(disk.to_string_lossy().into_owned());
+        }
+        return;
     }
-    // A device-mapper or RAID volume: the disk under its first slave.
-    if let Some(slave) = std::fs::read_dir(dir.join("slaves"))
-        .ok()
-        .and_then(|mut e| e.next())
-        .and_then(Result::ok)
+    let slaves: Vec<PathBuf> = std::fs::read_dir(dir.join("slaves"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::canonicalize(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if slaves.is_empty()
+        && let Some(disk) = dir.file_name()
     {
-        let slave_dir = std::fs::canonicalize(slave.path()).ok()?;
-        return disk_of_sys_dir(&slave_dir, depth + 1);
+        disks.insert(disk.to_string_lossy().into_owned());
     }
-    dir.file_name().map(|n| n.to_string_lossy().into_owned())
+    for slave in slaves {
+        disks_of_sys_dir(&slave, depth + 1, disks);
+    }
 }
 
-pub(crate) fn drive_holding(path: &Path) -> Option<String> {
-    let dev = dev_holding(path)?;
+/// The disks under the file system with device number `dev`: for an anonymous device
+/// (btrfs, ZFS, bcachefs), the disks of every traced member.
+fn disks_holding_dev(dev: (u32, u32)) -> Vec<String> {
+    let mut disks = BTreeSet::new();
     if dev.0 != 0 {
-        return disk_of_dev(dev);
+        disks_of_dev(dev, &mut disks);
+    } else {
+        for member in Usage::read().members.get(&dev).into_iter().flatten() {
+            if let Ok(dir) = std::fs::canonicalize(Path::new("/sys/class/block").join(member)) {
+                disks_of_sys_dir(&dir, 0, &mut disks);
+            }
+        }
     }
-    // An anonymous device (btrfs, ZFS, bcachefs): the disk under its first traced member.
-    let usage = Usage::read();
-    let member = usage.members.get(&dev)?.first()?;
-    let dir = std::fs::canonicalize(Path::new("/sys/class/block").join(member)).ok()?;
-    disk_of_sys_dir(&dir, 0)
+    disks.into_iter().collect()
+}
+
+pub(crate) fn drives_holding(path: &Path) -> Vec<String> {
+    dev_holding(path).map(disks_holding_dev).unwrap_or_default()
+}
+
+pub(crate) fn drives_holding_file(file: &File) -> Vec<String> {
+    file.metadata()
+        .map(|meta| disks_holding_dev((libc::major(meta.dev()), libc::minor(meta.dev()))))
+        .unwrap_or_default()
 }
 
 /// Who holds `paths` open, and who works under `mount_points`: "bash (pid 412), vim (pid 977)".
@@ -725,7 +750,7 @@ mod tests {
     fn this_machines_root_disk_is_listed_as_system() {
         // Only reads: listing is harmless, and every Linux machine has a root file system.
         let drives = list().unwrap();
-        let Some(root) = drive_holding(Path::new("/")) else {
+        let Some(root) = drives_holding(Path::new("/")).into_iter().next() else {
             eprintln!("skipped: / is not on a block device here (a container's overlay?)");
             return;
         };
@@ -1148,6 +1173,22 @@ mod tests {
                 ("sdd", "-"),
             ])
         );
+    }
+
+    #[test]
+    fn a_file_on_raid_under_lvm_is_held_by_every_member_disk() {
+        let tree = FakeTree::new();
+        tree.stack("md0", "9:0", &["sdb1", "sdc1"]);
+        tree.stack("dm-0", "253:0", &["md0"]);
+        let held = |name: &str| {
+            let dir = std::fs::canonicalize(tree.sys().join("class/block").join(name)).unwrap();
+            let mut disks = BTreeSet::new();
+            disks_of_sys_dir(&dir, 0, &mut disks);
+            disks.into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(held("dm-0"), ["sdb", "sdc"]);
+        assert_eq!(held("sda2"), ["sda"]);
+        assert_eq!(held("sdd"), ["sdd"]);
     }
 
     #[test]

@@ -92,26 +92,52 @@ fn mounted_from(path: &Path) -> Option<String> {
     device_name(&stat.f_mntfromname)
 }
 
+/// [`mounted_from`] for an open file.
+fn file_mounted_from(file: &File) -> Option<String> {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for as long as `file` is borrowed; `stat` is a writable statfs.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut stat) } != 0 {
+        return None;
+    }
+    device_name(&stat.f_mntfromname)
+}
+
 /// `disk3s5` from a statfs `f_mntfromname` of "/dev/disk3s5"; `None` for "devfs", "map auto_home", a server.
 fn device_name(field: &[libc::c_char]) -> Option<String> {
     c_field(field).strip_prefix("/dev/").map(str::to_owned)
 }
 
-/// The name of the whole disk a file is stored on; for a file on an APFS
-/// volume, the physical disk the container is stored on.
-pub(crate) fn drive_holding(path: &Path) -> Option<String> {
-    let path = std::fs::canonicalize(path).ok()?;
-    let device = mounted_from(&path)?;
-    let whole = macos_parse::whole_disk_of(&device)?;
-    let Ok(whole_info) = info(&whole) else {
-        return Some(whole);
+/// The whole disks a file is stored on; for a file on an APFS volume, the physical
+/// disks its container is stored on (a Fusion drive has two).
+pub(crate) fn drives_holding(path: &Path) -> Vec<String> {
+    std::fs::canonicalize(path)
+        .ok()
+        .and_then(|path| mounted_from(&path))
+        .map(|device| disks_under(&device))
+        .unwrap_or_default()
+}
+
+pub(crate) fn drives_holding_file(file: &File) -> Vec<String> {
+    file_mounted_from(file).map(|device| disks_under(&device)).unwrap_or_default()
+}
+
+/// The whole disk of the BSD device `device`, or the physical stores of its APFS container.
+fn disks_under(device: &str) -> Vec<String> {
+    let Some(whole) = macos_parse::whole_disk_of(device) else {
+        return Vec::new();
     };
-    let store = whole_info
+    let Ok(whole_info) = info(&whole) else {
+        return vec![whole];
+    };
+    let mut stores: Vec<String> = whole_info
         .physical_stores
         .iter()
-        .find_map(|store| macos_parse::whole_disk_of(store))
-        .filter(|store| *store != whole);
-    Some(store.unwrap_or(whole))
+        .filter_map(|store| macos_parse::whole_disk_of(store))
+        .filter(|store| *store != whole)
+        .collect();
+    stores.dedup();
+    if stores.is_empty() { vec![whole] } else { stores }
 }
 
 /// The `/dev/diskN` node `diskutil` takes for a drive (whose path is `/dev/rdiskN`).

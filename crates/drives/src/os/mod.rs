@@ -5,7 +5,7 @@
 //! rest of the crate never names an OS:
 //!
 //! - `list()` and `fingerprint()`: the drives, and a cheap value that changes when they do;
-//! - `drive_holding(path)`: the drive a file is stored on;
+//! - `drives_holding(path)`, `drives_holding_file(file)`: the drives a file is stored on;
 //! - `open_sequence(file)`: the attachment number of an open disk, where the OS has one;
 //! - `prepare(drive)`, `open_device(path, write)`, `sync_step(file, step)`,
 //!   `reread_partitions(file)` and `eject(drive)`: a write's system calls;
@@ -57,8 +57,8 @@ mod unsupported;
 use unsupported as backend;
 
 pub(crate) use backend::{
-    drive_holding, eject, fingerprint, has_medium, is_block_device, is_device, is_physical_drive_path, list,
-    open_device, open_sequence, prepare, reread_partitions, sync_step,
+    drives_holding, drives_holding_file, eject, fingerprint, has_medium, is_block_device, is_device,
+    is_physical_drive_path, list, open_device, open_sequence, prepare, reread_partitions, sync_step,
 };
 
 /// Returns the file's size by seeking, which works for block devices on every OS.

@@ -10,8 +10,12 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
     Ok(Vec::new())
 }
 
-pub(crate) fn drive_holding(_path: &Path) -> Option<String> {
-    None
+pub(crate) fn drives_holding(_path: &Path) -> Vec<String> {
+    Vec::new()
+}
+
+pub(crate) fn drives_holding_file(_file: &File) -> Vec<String> {
+    Vec::new()
 }
 
 pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {

@@ -27,9 +27,10 @@ use windows_sys::Win32::Foundation::{
     ERROR_FILE_NOT_FOUND, ERROR_INVALID_FUNCTION, ERROR_NOT_FOUND, ERROR_SUCCESS, INVALID_HANDLE_VALUE, MAX_PATH,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    DeleteVolumeMountPointW, FILE_FLAG_NO_BUFFERING, FILE_FLAG_WRITE_THROUGH, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    FindFirstVolumeW, FindNextVolumeW, FindVolumeClose, GetLogicalDrives, GetVolumeNameForVolumeMountPointW,
-    GetVolumePathNameW, GetVolumePathNamesForVolumeNameW, IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS, QueryDosDeviceW,
+    DeleteVolumeMountPointW, FILE_FLAG_NO_BUFFERING, FILE_FLAG_WRITE_THROUGH, FILE_NAME_NORMALIZED, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FindFirstVolumeW, FindNextVolumeW, FindVolumeClose, GetFinalPathNameByHandleW, GetLogicalDrives,
+    GetVolumeNameForVolumeMountPointW, GetVolumePathNameW, GetVolumePathNamesForVolumeNameW,
+    IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS, QueryDosDeviceW, VOLUME_NAME_DOS,
 };
 use windows_sys::Win32::System::IO::DeviceIoControl;
 use windows_sys::Win32::System::Ioctl::{
@@ -121,10 +122,36 @@ pub(crate) fn list() -> Result<Vec<Drive>, DriveError> {
     Ok(drives)
 }
 
-pub(crate) fn drive_holding(path: &Path) -> Option<String> {
-    let (_, volume) = volume_of(path)?;
-    let disk = *volume_extents(&volume).first()?;
-    Some(windows_map::physical_drive_name(disk.disk))
+/// The disks under the volume holding `path`: several for a spanned or striped volume.
+pub(crate) fn drives_holding(path: &Path) -> Vec<String> {
+    let Some((_, volume)) = volume_of(path) else {
+        return Vec::new();
+    };
+    let mut disks: Vec<u32> = volume_extents(&volume).iter().map(|extent| extent.disk).collect();
+    disks.sort_unstable();
+    disks.dedup();
+    disks.into_iter().map(windows_map::physical_drive_name).collect()
+}
+
+/// [`drives_holding`] for an open file: the path Windows itself gives the handle.
+pub(crate) fn drives_holding_file(file: &File) -> Vec<String> {
+    let mut buf = vec![0u16; 32 * 1024];
+    let Ok(len) = u32::try_from(buf.len()) else {
+        return Vec::new();
+    };
+    // SAFETY: the handle is open for as long as `file` is borrowed; `buf` is valid for `len` units.
+    let written = unsafe {
+        GetFinalPathNameByHandleW(
+            file.as_raw_handle(),
+            buf.as_mut_ptr(),
+            len,
+            FILE_NAME_NORMALIZED | VOLUME_NAME_DOS,
+        )
+    };
+    match usize::try_from(written) {
+        Ok(n) if n > 0 && n < buf.len() => drives_holding(Path::new(&windows_map::from_wide(&buf[..n]))),
+        _ => Vec::new(),
+    }
 }
 
 pub(crate) fn prepare(drive: &Drive) -> Result<Target, DriveError> {
