@@ -119,6 +119,38 @@ fn lossy_paths<S: serde::Serializer>(paths: &[PathBuf], serializer: S) -> Result
 }
 
 impl Drive {
+    /// A removable USB stick of `size` bytes at `path`, with no partitions and nothing
+    /// that makes it a system drive: the drive examples and tests start from, changing
+    /// the fields they are about. Its identity's sequence number comes from `name`, so
+    /// sticks with different names are different drives.
+    pub fn usb_stick(path: impl Into<PathBuf>, name: &str, size: u64) -> Self {
+        Self {
+            path: path.into(),
+            name: name.into(),
+            id: format!("usb-SanDisk_Cruzer_{name}"),
+            size,
+            vendor: Some("SanDisk".into()),
+            model: Some("Cruzer Blade".into()),
+            bus: Bus::Usb,
+            removable: true,
+            read_only: false,
+            logical_block_size: 512,
+            physical_block_size: 512,
+            partitions: Vec::new(),
+            system: None,
+            unknown: None,
+            identity: Identity {
+                sequence: Some(
+                    name.bytes()
+                        .fold(0, |sum: u64, byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte))),
+                ),
+                media: None,
+                serial: None,
+                size,
+            },
+        }
+    }
+
     /// "SanDisk Cruzer Blade" or the name when the OS knows no vendor or model.
     pub fn display_name(&self) -> String {
         match (&self.vendor, &self.model) {

@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 use graver_image::human::decimal;
 
 use crate::Drive;
@@ -310,31 +309,13 @@ mod tests {
 
     fn stick() -> Drive {
         Drive {
-            path: PathBuf::from("/dev/sdb"),
-            name: "sdb".into(),
-            id: "usb-SanDisk_Cruzer".into(),
-            size: 16_000_000_000,
-            vendor: Some("SanDisk".into()),
-            model: Some("Cruzer Blade".into()),
-            bus: Bus::Usb,
-            removable: true,
-            read_only: false,
-            logical_block_size: 512,
-            physical_block_size: 512,
             partitions: vec![Partition {
                 path: PathBuf::from("/dev/sdb1"),
                 size: 15_999_000_000,
                 mount_points: vec![PathBuf::from("/media/STICK")],
                 swap: false,
             }],
-            system: None,
-            unknown: None,
-            identity: crate::Identity {
-                sequence: Some(9),
-                media: None,
-                serial: None,
-                size: 16_000_000_000,
-            },
+            ..Drive::usb_stick("/dev/sdb", "sdb", 16_000_000_000)
         }
     }
 

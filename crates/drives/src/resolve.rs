@@ -163,21 +163,10 @@ fn is_windows_device(path: &Path) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::{Bus, Partition};
+    use crate::Partition;
 
     fn drive(path: &str, name: &str, partitions: &[&str]) -> Drive {
         Drive {
-            path: PathBuf::from(path),
-            name: name.into(),
-            id: name.into(),
-            size: 16_000_000_000,
-            vendor: None,
-            model: None,
-            bus: Bus::Usb,
-            removable: true,
-            read_only: false,
-            logical_block_size: 512,
-            physical_block_size: 512,
             partitions: partitions
                 .iter()
                 .map(|p| Partition {
@@ -187,14 +176,7 @@ mod tests {
                     swap: false,
                 })
                 .collect(),
-            system: None,
-            unknown: None,
-            identity: crate::Identity {
-                sequence: Some(9),
-                media: None,
-                serial: None,
-                size: 16_000_000_000,
-            },
+            ..Drive::usb_stick(path, name, 16_000_000_000)
         }
     }
 

@@ -89,31 +89,13 @@ fn image_file(name: &str, len: usize) -> PathBuf {
 
 fn stick(name: &str, size: u64) -> Drive {
     Drive {
-        path: PathBuf::from(format!("/dev/{name}")),
-        name: name.into(),
-        id: format!("usb-SanDisk_Cruzer_{name}"),
-        size,
-        vendor: Some("SanDisk".into()),
-        model: Some("Cruzer Blade".into()),
-        bus: Bus::Usb,
-        removable: true,
-        read_only: false,
-        logical_block_size: 512,
-        physical_block_size: 512,
         partitions: vec![Partition {
             path: PathBuf::from(format!("/dev/{name}1")),
             size: size - (1 << 20),
             mount_points: vec![PathBuf::from("/media/user/STICK")],
             swap: false,
         }],
-        system: None,
-        unknown: None,
-        identity: Identity {
-            sequence: Some(name.bytes().map(u64::from).sum()),
-            media: None,
-            serial: Some(format!("serial-{name}")),
-            size,
-        },
+        ..Drive::usb_stick(format!("/dev/{name}"), name, size)
     }
 }
 

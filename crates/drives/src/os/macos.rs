@@ -119,7 +119,9 @@ pub(crate) fn drives_holding(path: &Path) -> Vec<String> {
 }
 
 pub(crate) fn drives_holding_file(file: &File) -> Vec<String> {
-    file_mounted_from(file).map(|device| disks_under(&device)).unwrap_or_default()
+    file_mounted_from(file)
+        .map(|device| disks_under(&device))
+        .unwrap_or_default()
 }
 
 /// The whole disk of the BSD device `device`, or the physical stores of its APFS container.
