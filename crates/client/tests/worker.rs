@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use graver_client::{Client, Command, Event, Launch, LaunchError, WorkerExit, WorkerLost};
 use graver_drives::{Drive, Hazard, Resolved, Severity};
-use graver_testkit::{LoopDevice as Loop, Rng, is_root, scratch, sweep_stale};
+use graver_testkit::{LoopDevice as Loop, image_file, is_root, scratch, sweep_stale};
 use graver_writer::Phase;
 use graver_writer::protocol::{JobTarget, Outcome, Refusal, VerifyJob, WriteJob};
 use sha2::{Digest, Sha256};
@@ -49,16 +49,6 @@ fn root_only() -> Option<MutexGuard<'static, ()>> {
     }
     sweep_stale();
     Some(ROOT.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-/// An image file: `random` pseudo-random bytes, then zeros up to `len`.
-fn make_image(dir: &Path, name: &str, seed: u64, random: u64, len: u64) -> PathBuf {
-    let path = dir.join(name);
-    let mut file = File::create(&path).unwrap();
-    file.write_all(&Rng::new(seed).bytes(usize::try_from(random).unwrap()))
-        .unwrap();
-    file.set_len(len).unwrap();
-    path
 }
 
 fn sha256_of(path: &Path) -> [u8; 32] {
@@ -273,7 +263,7 @@ fn assert_holds_image(outcome: &Outcome, lo: &Loop, image: &Path) {
 fn worker_subprocess_writes_and_verifies_a_loop_device() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 2, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 2, IMAGE_LEN, IMAGE_LEN);
     let lo = Loop::new(16 * MIB);
 
     let events = run_job(subprocess(), write_job(&image, &[&lo.dev]));
@@ -298,7 +288,7 @@ fn worker_subprocess_writes_and_verifies_a_loop_device() {
 fn several_drives_at_once_one_bad() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 3, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 3, IMAGE_LEN, IMAGE_LEN);
 
     type Case = (&'static str, fn() -> Loop, Hazard);
     let cases: [Case; 2] = [
@@ -333,7 +323,7 @@ fn a_drive_whose_read_back_differs_fails_with_its_offset_while_the_others_verify
     let dir = scratch();
     // Long enough that the read-back is still under way when the difference shows.
     let len = 40 * MIB + 77;
-    let image = make_image(dir.path(), "image.img", 5, len, len);
+    let image = image_file(dir.path(), "image.img", 5, len, len);
     for bad_at in [MIB + 1, 17 * MIB + 4096, len - 1] {
         let bad = FaultyDrive::builder(48 * MIB).corrupt_reads(bad_at..bad_at + 1).build();
         let good = Loop::new(48 * MIB);
@@ -366,7 +356,7 @@ fn a_drive_whose_read_back_differs_fails_with_its_offset_while_the_others_verify
 fn the_privileged_worker_refuses_files_partitions_and_unplugged_drives() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 4, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 4, IMAGE_LEN, IMAGE_LEN);
     let passwd = Path::new("/etc/passwd");
     let before = std::fs::read(passwd).unwrap();
 
@@ -412,7 +402,7 @@ fn the_privileged_worker_refuses_files_partitions_and_unplugged_drives() {
 fn a_drive_that_looks_like_the_system_drive_needs_unsafe_mode() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 5, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 5, IMAGE_LEN, IMAGE_LEN);
     // Never the machine's own disk: a loop device whose partition the worker,
     // in its own mount namespace, sees mounted at /boot.
     let lo = Loop::partitioned(16 * MIB);
@@ -500,7 +490,7 @@ impl Drop for Attached {
 fn a_loop_device_re_attached_to_another_file_after_listing_is_refused() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 8, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 8, IMAGE_LEN, IMAGE_LEN);
     // The same size (only the disk sequence number tells them apart), and larger, as in the report.
     for other_len in [16 * MIB, 64 * MIB] {
         let mut chosen = Loop::new(16 * MIB);
@@ -531,7 +521,7 @@ fn a_loop_device_re_attached_to_another_file_after_listing_is_refused() {
 fn a_non_removable_drive_is_written_only_with_its_warning_confirmed() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 9, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 9, IMAGE_LEN, IMAGE_LEN);
     let lo = Loop::new(16 * MIB);
     // Loop devices are not removable: the policy's confirmation tier.
     let mut job = write_job(&image, &[&lo.dev]);
@@ -566,7 +556,7 @@ fn a_non_removable_drive_is_written_only_with_its_warning_confirmed() {
 fn cancel_right_after_write_never_writes_a_byte() {
     let Some(_root) = root_only() else { return };
     let dir = scratch();
-    let image = make_image(dir.path(), "image.img", 21, IMAGE_LEN, IMAGE_LEN);
+    let image = image_file(dir.path(), "image.img", 21, IMAGE_LEN, IMAGE_LEN);
     let lo = Loop::new(16 * MIB);
     // Not zeros: a wipe of old signatures writes zeros, and must show too.
     let old = vec![0x5au8; usize::try_from(16 * MIB).unwrap()];
@@ -617,7 +607,7 @@ fn killed_worker_is_reported_and_the_drive_does_not_look_bootable() {
     let dir = scratch();
     // Big enough that writing and verifying outlast a few progress intervals even on a
     // RAM-backed loop device that takes several GB/s.
-    let image = make_image(dir.path(), "big.img", 6, 2 * MIB, 1024 * MIB);
+    let image = image_file(dir.path(), "big.img", 6, 2 * MIB, 1024 * MIB);
     let lo = Loop::new(1100 * MIB);
     let pidfile = dir.path().join("worker.pid");
     let wrapper = script(

@@ -64,3 +64,19 @@ impl Rng {
         out
     }
 }
+
+/// Writes an image file `dir/name`: `random` pseudo-random bytes from `seed`, then
+/// zeros up to `len` (a sparse tail, like the unused end of a disk image).
+///
+/// # Panics
+/// When the file cannot be written: a test's own scratch folder has gone wrong.
+#[allow(clippy::unwrap_used)]
+pub fn image_file(dir: &std::path::Path, name: &str, seed: u64, random: u64, len: u64) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(&Rng::new(seed).bytes(usize::try_from(random).unwrap()))
+        .unwrap();
+    file.set_len(len).unwrap();
+    path
+}

@@ -5,14 +5,13 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command as Process, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use graver_testkit::Rng;
+use graver_testkit::{Rng, image_file};
 use graver_writer::protocol::{JobTarget, PROTOCOL_VERSION, Request, Response, WriteJob, read_frame, write_frame};
 
 /// The longest any single wait may take before the test calls it a hang.
@@ -20,16 +19,6 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 
 fn worker() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_graver-writer"))
-}
-
-/// An image file: `random` pseudo-random bytes, then zeros up to `len`.
-fn make_image(dir: &Path, name: &str, seed: u64, random: u64, len: u64) -> PathBuf {
-    let path = dir.join(name);
-    let mut file = File::create(&path).unwrap();
-    file.write_all(&Rng::new(seed).bytes(usize::try_from(random).unwrap()))
-        .unwrap();
-    file.set_len(len).unwrap();
-    path
 }
 
 fn write_job(image: &Path, targets: &[&Path]) -> WriteJob {
@@ -155,7 +144,7 @@ fn expect_fatal(raw: &mut Raw, needle: &str, case: &str) {
 #[test]
 fn protocol_violations_end_the_worker_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let image = make_image(dir.path(), "image.img", 1, 4096, 4096);
+    let image = image_file(dir.path(), "image.img", 1, 4096, 4096);
     let target = dir.path().join("target.img");
     let token = "00112233445566778899aabbccddeeff";
     let job = Request::Write(WriteJob {
