@@ -265,7 +265,7 @@ fn pipeline(
             let device: &mut dyn Device = &mut **device;
             writers.push(scope.spawn(move || write_stage(device, &rx, state, block, stamps, cancel)));
         }
-        let hasher = scope.spawn(move || hash_stage(&hash_rx, options.sha256));
+        let hasher = scope.spawn(move || hash_stage(&hash_rx, options.sha256, options.verify));
         let read_result = read_stage(reader, &pool, &senders, &hash_tx, tracker, block, cancel);
         drop(senders);
         drop(hash_tx);
@@ -495,8 +495,13 @@ fn drain(chunks: &Receiver<Msg>) {
     while chunks.recv().is_ok() {}
 }
 
-/// Computes the SHA-256 of the image and an xxh3 digest of every 1 MiB region.
-fn hash_stage(chunks: &Receiver<Msg>, want_sha256: bool) -> Digests {
+/// Computes the SHA-256 of the image (when asked for) and, for verification, an xxh3
+/// digest of every 1 MiB region.
+///
+/// A write without verification needs no region digests: nothing reads the device back
+/// to compare. Hashing every byte anyway would take CPU time from the decoder, and on a
+/// machine with few cores the decoder is what sets the pace of a compressed image.
+fn hash_stage(chunks: &Receiver<Msg>, want_sha256: bool, want_regions: bool) -> Digests {
     let mut sha = want_sha256.then(Sha256::new);
     let mut regions = Vec::new();
     while let Ok(Msg::Chunk(chunk)) = chunks.recv() {
@@ -504,7 +509,9 @@ fn hash_stage(chunks: &Receiver<Msg>, want_sha256: bool) -> Digests {
         if let Some(sha) = sha.as_mut() {
             sha.update(data);
         }
-        regions.extend(data.chunks(REGION).map(xxh3_64));
+        if want_regions {
+            regions.extend(data.chunks(REGION).map(xxh3_64));
+        }
     }
     Digests {
         sha256: sha.map(|s| s.finalize().into()),
