@@ -65,6 +65,9 @@ pub use crate::resolve::{PathKind, Resolved, chosen, path_kind, resolve};
 pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};
 pub use crate::watcher::Watcher;
 
+#[cfg(unix)]
+pub use crate::os::unix::receive_with_files;
+
 /// Smallest alignment Graver uses for buffers and writes, whatever a device reports.
 pub const MIN_BLOCK_SIZE: usize = 4096;
 

@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 use graver_image::human::decimal;
 
 use crate::Drive;
