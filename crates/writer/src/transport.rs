@@ -5,9 +5,9 @@
 //! user gave, so it reads only what the user may read. Each stream carries the file
 //! its own way:
 //!
-//! - a Unix socket (the worker's standard input on Linux, the socket it connects back
-//!   to on macOS): the descriptor rides with the frame's first byte, sent on its own
-//!   (`SCM_RIGHTS`);
+//! - a Unix socket (the worker's standard input on Linux): the descriptor rides with
+//!   the frame's first byte, sent on its own (`SCM_RIGHTS`), and is received by
+//!   [`graver_drives::receive_with_files`];
 //! - a Windows pipe: an [`ATTACH`] marker and the front end's handle value come just
 //!   before the frame, and the worker duplicates the handle out of the front end's
 //!   process (see [`Receive::adopter`]);
