@@ -66,7 +66,7 @@ pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};
 pub use crate::watcher::Watcher;
 
 #[cfg(unix)]
-pub use crate::os::unix::receive_with_files;
+pub use crate::os::unix::{receive_with_files, send_with_file};
 
 /// Smallest alignment Graver uses for buffers and writes, whatever a device reports.
 pub const MIN_BLOCK_SIZE: usize = 4096;

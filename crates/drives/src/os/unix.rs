@@ -1,5 +1,5 @@
-//! What Linux and macOS share: reading a value out of a block-device ioctl, receiving
-//! open files over a Unix socket (`SCM_RIGHTS`), and opening a device through macOS's
+//! What Linux and macOS share: reading a value out of a block-device ioctl, sending and
+//! receiving open files over a Unix socket (`SCM_RIGHTS`), and opening a device through macOS's
 //! `authopen`, whose command line and descriptor hand-over are plain Unix and so are
 //! tested on Linux with a stand-in.
 
@@ -41,16 +41,46 @@ const RECEIVE_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
 #[cfg(not(target_os = "linux"))]
 const RECEIVE_FLAGS: libc::c_int = 0;
 
+#[cfg(target_os = "linux")]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(target_os = "linux"))]
+const SEND_FLAGS: libc::c_int = 0;
+
 /// Room for the control message of a few descriptors, aligned as `cmsghdr` needs.
 #[repr(C, align(8))]
 struct Control([u8; 128]);
+
+/// A message of the bytes `iov` points at, with `control` for descriptors.
+fn message(iov: &mut libc::iovec, control: &mut Control) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    msg
+}
+
+/// Runs `call` (a `sendmsg` or `recvmsg`) again while a signal interrupts it.
+fn retrying(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        if let Ok(n) = usize::try_from(call()) {
+            return Ok(n);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
 
 /// Reads some bytes from `socket` into `buf` (0 at the end of the stream), and pushes
 /// the open files that came with them (`SCM_RIGHTS`) onto `files`, each closed on exec
 /// before this returns, so no program this process starts inherits one.
 ///
 /// A read ends right after the bytes a descriptor was sent with, so a sender that sends
-/// a descriptor with one byte on its own lets the receiver know which byte it came with.
+/// a descriptor with one byte on its own ([`send_with_file`]) lets the receiver know
+/// which byte it came with.
 ///
 /// # Errors
 /// As the socket's reads (an interrupted read is retried); `InvalidData` when more
@@ -62,26 +92,10 @@ pub fn receive_with_files(socket: &UnixStream, buf: &mut [u8], files: &mut Vec<F
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: an all-zero msghdr is a valid empty one.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = control.0.len() as _;
-    let received = loop {
-        // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all alive and
-        // writable for the lengths given.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut msg, RECEIVE_FLAGS) };
-        match usize::try_from(n) {
-            Ok(n) => break n,
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
-        }
-    };
+    let mut msg = message(&mut iov, &mut control);
+    // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all alive and writable
+    // for the lengths given.
+    let received = retrying(|| unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut msg, RECEIVE_FLAGS) })?;
     // SAFETY: `msg` was filled by recvmsg; the CMSG macros walk only the control bytes
     // it reports, and each SCM_RIGHTS payload is descriptors this process now owns,
     // each taken once.
@@ -111,6 +125,41 @@ pub fn receive_with_files(socket: &UnixStream, buf: &mut [u8], files: &mut Vec<F
         ));
     }
     Ok(received)
+}
+
+/// Sends `bytes` over `socket` with `file`'s descriptor (`SCM_RIGHTS`); how many of
+/// the bytes went (at least one, which the descriptor goes with). Never raises
+/// SIGPIPE on Linux: a gone peer is an error.
+///
+/// # Errors
+/// As the socket's writes (an interrupted one is retried); `InvalidInput` for no bytes,
+/// which could carry no descriptor.
+pub fn send_with_file(socket: &UnixStream, bytes: &[u8], file: &File) -> io::Result<usize> {
+    if bytes.is_empty() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let mut control = Control([0; 128]);
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    let mut msg = message(&mut iov, &mut control);
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as _;
+    // SAFETY: `control` has room for one header with one descriptor (CMSG_SPACE of
+    // 4 bytes is far below its 128), and `msg` describes exactly that.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
+        libc::CMSG_DATA(header)
+            .cast::<libc::c_int>()
+            .write_unaligned(file.as_raw_fd());
+    }
+    // SAFETY: `msg` points at `iov` (into `bytes`) and `control`, alive for the call;
+    // sendmsg only reads them.
+    retrying(|| unsafe { libc::sendmsg(socket.as_raw_fd(), &raw const msg, SEND_FLAGS) })
 }
 
 /// The system's program that opens a file with administrator rights after its own
@@ -220,6 +269,14 @@ mod tests {
         script
     }
 
+    /// A folder for a stand-in, and a file in it to open.
+    fn scratch_target() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"x").unwrap();
+        (dir, target)
+    }
+
     const SENDS_THE_FILE: &str = "socket.send_fds(out, [b'x'], [os.open(path, flags)])";
 
     #[test]
@@ -270,69 +327,56 @@ mod tests {
         assert_eq!(lo.read(4096), vec![0xa5; 4096]);
     }
 
-    #[test]
-    fn a_dismissed_prompt_is_a_cancellation() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        std::fs::write(&target, b"x").unwrap();
-        let authopen = stand_in(dir.path(), "sys.exit(1)");
-        let error = open_through_authopen(&authopen, &target, true).unwrap_err();
-        assert!(matches!(&error, DriveError::Cancelled(p) if *p == target), "{error:?}");
-    }
-
-    #[test]
-    fn a_failure_in_words_is_an_error_that_says_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        std::fs::write(&target, b"x").unwrap();
-        let authopen = stand_in(dir.path(), "sys.exit('authopen: open failed: Resource busy')");
-        let error = open_through_authopen(&authopen, &target, true).unwrap_err();
-        assert!(matches!(error, DriveError::Io { .. }), "{error:?}");
-        assert!(error.to_string().contains("Resource busy"), "{error}");
-    }
-
-    #[test]
-    fn success_without_a_descriptor_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        std::fs::write(&target, b"x").unwrap();
-        let authopen = stand_in(dir.path(), "out.send(b'x')");
-        let error = open_through_authopen(&authopen, &target, true).unwrap_err();
-        assert!(matches!(error, DriveError::Io { .. }), "{error:?}");
-        assert!(error.to_string().contains("without handing over"), "{error}");
-    }
-
-    #[test]
-    fn a_descriptor_of_another_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        std::fs::write(&target, b"x").unwrap();
-        // A pipe, not the node asked for.
-        let authopen = stand_in(dir.path(), "r, w = os.pipe()\nsocket.send_fds(out, [b'x'], [r])");
-        let error = open_through_authopen(&authopen, &target, true).unwrap_err();
-        assert!(error.to_string().contains("another file"), "{error}");
-        // Another regular file.
+    /// What opening a scratch file fails with, through a stand-in running `body`.
+    fn failure(body: &str) -> DriveError {
+        let (dir, target) = scratch_target();
+        // OTHER in `body` names another file beside the target.
         let other = dir.path().join("other");
         std::fs::write(&other, b"y").unwrap();
-        let body = format!(
-            "socket.send_fds(out, [b'x'], [os.open({:?}, flags)])",
-            other.to_str().unwrap()
-        );
-        let authopen = stand_in(dir.path(), &body);
+        let authopen = stand_in(dir.path(), &body.replace("OTHER", other.to_str().unwrap()));
         let error = open_through_authopen(&authopen, &target, true).unwrap_err();
-        assert!(error.to_string().contains("another file"), "{error}");
-        // Two at once.
-        let body = "socket.send_fds(out, [b'x'], [os.open(path, flags), os.open(path, flags)])";
-        let authopen = stand_in(dir.path(), body);
-        let error = open_through_authopen(&authopen, &target, true).unwrap_err();
-        assert!(error.to_string().contains("more than one"), "{error}");
+        if let DriveError::Cancelled(path) = &error {
+            assert_eq!(*path, target);
+        }
+        error
+    }
+
+    #[test]
+    fn a_dismissed_prompt_is_a_cancellation() {
+        let error = failure("sys.exit(1)");
+        assert!(matches!(error, DriveError::Cancelled(_)), "{error:?}");
+    }
+
+    #[test]
+    fn a_failure_or_a_wrong_hand_over_is_an_error_saying_so() {
+        let cases = [
+            // authopen failed and said why.
+            ("sys.exit('authopen: open failed: Resource busy')", "Resource busy"),
+            // It ended well but sent bytes without a descriptor.
+            ("out.send(b'x')", "without handing over"),
+            // A pipe, not the node asked for.
+            ("r, w = os.pipe()\nsocket.send_fds(out, [b'x'], [r])", "another file"),
+            // Another regular file.
+            (
+                "socket.send_fds(out, [b'x'], [os.open('OTHER', flags)])",
+                "another file",
+            ),
+            // Two at once.
+            (
+                "socket.send_fds(out, [b'x'], [os.open(path, flags), os.open(path, flags)])",
+                "more than one",
+            ),
+        ];
+        for (body, needle) in cases {
+            let error = failure(body);
+            assert!(matches!(error, DriveError::Io { .. }), "{body}: {error:?}");
+            assert!(error.to_string().contains(needle), "{body}: {error}");
+        }
     }
 
     #[test]
     fn a_missing_authopen_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        std::fs::write(&target, b"x").unwrap();
+        let (dir, target) = scratch_target();
         let error = open_through_authopen(&dir.path().join("absent"), &target, true).unwrap_err();
         assert!(error.to_string().contains("cannot run"), "{error}");
     }
