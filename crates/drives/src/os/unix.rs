@@ -177,13 +177,20 @@ pub(crate) fn authopen_command(authopen: &Path, path: &Path, write: bool) -> Com
     command
 }
 
+/// Whether authopen's failure, having said `said`, was the prompt dismissed: it says
+/// nothing then, or names the cancel (the Security framework's `errAuthorizationCanceled`
+/// is -60006).
+fn dismissed(said: &str) -> bool {
+    said.is_empty() || said.contains("-60006") || said.to_ascii_lowercase().contains("cancel")
+}
+
 /// Opens `path` through `authopen` (the system's administrator prompt, naming the
 /// path): the descriptor comes back over a socket that is the program's standard
 /// output, and must be an open file of the node at `path` itself.
 ///
 /// # Errors
 /// [`DriveError::Cancelled`] when the prompt was dismissed (the program ended in failure
-/// without a word); an I/O error with its words when it ended in failure saying why, and
+/// without a word, or naming the cancel); an I/O error with its words when it ended in failure saying why, and
 /// an I/O error when it cannot be run, ended well without a descriptor, sent more than
 /// one, or sent one of another file than `path`.
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
@@ -196,6 +203,14 @@ pub(crate) fn open_through_authopen(authopen: &Path, path: &Path, write: bool) -
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| failed(format!("cannot run {}: {e}", authopen.display())))?;
+    // Read on its own so that much said there cannot stall authopen before it ends.
+    let stderr = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut said = Vec::new();
+            let _ = stderr.read_to_end(&mut said);
+            said
+        })
+    });
     // The child's copy of the other end went with the Command: the end of the stream
     // comes when authopen (and anything it started) has ended.
     let mut files = Vec::new();
@@ -207,20 +222,22 @@ pub(crate) fn open_through_authopen(authopen: &Path, path: &Path, write: bool) -
             Err(e) => break Err(e),
         }
     };
-    let mut said = String::new();
-    if let Some(stderr) = child.stderr.take() {
-        let _ = stderr.take(64 * 1024).read_to_string(&mut said);
-    }
     let status = child.wait().map_err(|e| crate::io_error(path, e))?;
+    let said = stderr
+        .and_then(|reader| reader.join().ok())
+        .map(|said| String::from_utf8_lossy(&said).trim().to_owned())
+        .unwrap_or_default();
     received.map_err(|e| failed(format!("{} handed over no usable file: {e}", authopen.display())))?;
-    let said = said.trim();
     if !status.success() {
-        if said.is_empty() {
+        if dismissed(&said) {
             return Err(DriveError::Cancelled(path.to_path_buf()));
         }
+        // Its last words say why; a flood of output would bury them.
+        let from = said.char_indices().rev().nth(999).map_or(0, |(at, _)| at);
         return Err(failed(format!(
-            "{} could not open it ({status}): {said}",
-            authopen.display()
+            "{} could not open it ({status}): {}",
+            authopen.display(),
+            &said[from..]
         )));
     }
     let file = match <[File; 1]>::try_from(files) {
@@ -343,8 +360,10 @@ mod tests {
 
     #[test]
     fn a_dismissed_prompt_is_a_cancellation() {
-        let error = failure("sys.exit(1)");
-        assert!(matches!(error, DriveError::Cancelled(_)), "{error:?}");
+        for body in ["sys.exit(1)", "sys.exit('authopen: user cancelled (-60006)')"] {
+            let error = failure(body);
+            assert!(matches!(error, DriveError::Cancelled(_)), "{body}: {error:?}");
+        }
     }
 
     #[test]
@@ -352,6 +371,11 @@ mod tests {
         let cases = [
             // authopen failed and said why.
             ("sys.exit('authopen: open failed: Resource busy')", "Resource busy"),
+            // Much said, more than a pipe holds, before failing: no stall.
+            (
+                "sys.stderr.write('x' * 300000 + ' Resource busy')\nsys.exit(1)",
+                "Resource busy",
+            ),
             // It ended well but sent bytes without a descriptor.
             ("out.send(b'x')", "without handing over"),
             // A pipe, not the node asked for.
@@ -370,7 +394,9 @@ mod tests {
         for (body, needle) in cases {
             let error = failure(body);
             assert!(matches!(error, DriveError::Io { .. }), "{body}: {error:?}");
-            assert!(error.to_string().contains(needle), "{body}: {error}");
+            let said = error.to_string();
+            assert!(said.contains(needle), "{body}: {said}");
+            assert!(said.len() < 2000, "{body}: {} bytes said", said.len());
         }
     }
 
