@@ -239,7 +239,8 @@ impl Target {
 ///
 /// # Errors
 /// A specific [`DriveError`] for a missing path, a directory, an existing file
-/// without `overwrite_file`, a read-only or busy device, missing rights, or an
+/// without `overwrite_file`, a read-only or busy device, missing rights, a dismissed
+/// administrator prompt (macOS opens devices through `authopen` unless root), or an
 /// OS whose raw devices are not supported yet.
 pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
     if crate::os::is_physical_drive_path(path) {
