@@ -15,8 +15,8 @@ Write disk images verbatim to USB sticks and SD cards, and verify them.
 Without a subcommand, graver opens its window: choose an image, tick a drive, Write. \
 With one, it is the command-line flasher. Writing a drive needs administrator rights: \
 run as root or administrator, graver writes directly; otherwise it starts its worker, graver-writer, through \
-the system's administrator prompt (pkexec on Linux, the authorization dialog on macOS, \
-UAC on Windows). Graver never uses the network.";
+the system's administrator prompt (pkexec on Linux, UAC on Windows; on macOS graver opens the drive itself \
+through the system's authopen prompt, and dismissing it cancels). Graver never uses the network.";
 
 const TARGET_RULE: &str = "\
 DEVICE is a whole drive (/dev/sdX, /dev/mmcblkN, /dev/loopN) or a regular file. \

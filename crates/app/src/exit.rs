@@ -52,6 +52,7 @@ impl From<&DriveError> for Exit {
     fn from(error: &DriveError) -> Self {
         match error {
             DriveError::Io { .. } => Self::Io,
+            DriveError::Cancelled(_) => Self::Cancelled,
             _ => Self::Refused,
         }
     }

@@ -46,6 +46,7 @@ pub fn refusal(refusal: &Refusal) -> String {
         }
         Refusal::Busy { detail: Some(detail) } => format!("the drive is busy: {detail}"),
         Refusal::PermissionDenied => "permission denied; writing to a drive needs administrator rights".into(),
+        Refusal::PromptCancelled => "cancelled at the administrator prompt; nothing was written".into(),
         Refusal::NotWritable { kind } => format!("not a block device or regular file ({kind})"),
         Refusal::Unsupported => "writing to raw devices is not supported on this OS yet".into(),
         Refusal::CannotOpen { message } => format!("the drive cannot be opened: {message}"),
@@ -165,6 +166,7 @@ mod tests {
                 &["busy: /media/stick is in use by bash (pid 412)"],
             ),
             (Refusal::PermissionDenied, &["administrator rights"]),
+            (Refusal::PromptCancelled, &["cancelled at the administrator prompt"]),
             (
                 Refusal::NotWritable {
                     kind: "a directory".into(),

@@ -64,69 +64,14 @@ pub enum LaunchError {
     #[error("pkexec failed: {0}")]
     PkexecFailed(String),
 
-    /// macOS, Windows: the user cancelled the administrator prompt.
+    /// Windows: the user cancelled the administrator prompt.
     #[error("the administrator prompt was cancelled; nothing was written")]
     Cancelled,
-    /// macOS: the administrator's name or password was wrong.
-    #[error("the administrator name or password was not accepted; nothing was written")]
-    PasswordRejected,
-    /// macOS: `osascript` failed with this exit code and said nothing.
-    #[error("the macOS administrator prompt failed (osascript exit code {0}); nothing was written")]
-    OsascriptExit(i32),
-    /// macOS: `osascript` was ended by a signal.
-    #[error("the macOS administrator prompt was interrupted; nothing was written")]
-    OsascriptInterrupted,
-    /// macOS: `osascript` failed, as it said.
-    #[error("the macOS administrator prompt failed: {0}; nothing was written")]
-    OsascriptFailed(String),
-    /// macOS: `osascript` could not be started.
-    #[error("cannot start osascript to ask for administrator rights: {0}")]
-    NoOsascript(io::Error),
-    /// macOS: the worker's path cannot be put in the shell command.
-    #[error("the writer program's path {} is not valid UTF-8; move Graver to another folder", .0.display())]
-    WorkerPathNotUtf8(PathBuf),
-    /// macOS: the socket's path cannot be put in the shell command.
-    #[error("the temporary folder {} is not valid UTF-8", .0.display())]
-    TempNotUtf8(PathBuf),
-    /// macOS: the private folder for the socket could not be made.
-    #[error("cannot create the private folder {}: {source}", .path.display())]
-    PrivateFolder {
-        /// The folder.
-        path: PathBuf,
-        /// What the OS said.
-        source: io::Error,
-    },
-    /// macOS: the socket could not be listened on.
-    #[error("cannot listen for the writer process at {}: {source}", .path.display())]
-    Listen {
-        /// The socket.
-        path: PathBuf,
-        /// What the OS said.
-        source: io::Error,
-    },
-    /// macOS: accepting the worker's connection failed.
-    #[error("cannot accept the writer's connection: {0}; nothing was written")]
-    Accept(io::Error),
-    /// macOS: the prompt's process could not be watched.
-    #[error("cannot watch the administrator prompt: {0}; nothing was written")]
-    WatchPrompt(io::Error),
-    /// macOS: nobody answered the prompt in time (seconds).
-    #[error(
-        "the administrator prompt was not answered within {0} seconds; nothing was written. \
-         Click Write again when ready"
-    )]
-    PromptTimeout(u64),
-    /// macOS: the worker did not connect within this many seconds of the prompt's answer.
-    #[error("the writer process did not connect within {0} seconds of authorization; nothing was written")]
-    ConnectTimeoutAfterPrompt(u64),
-    /// macOS: a process of this user, not root, connected in the worker's place.
-    #[error("a process of user {0}, not the administrator's writer, connected in its place; nothing was written")]
-    PeerNotRoot(u32),
 
-    /// macOS, Windows: who connected in the worker's place cannot be told.
+    /// Windows: who connected in the worker's place cannot be told.
     #[error("cannot tell which program connected in place of the writer: {0}; nothing was written")]
     PeerUnknown(io::Error),
-    /// macOS, Windows: the worker's connection cannot be used.
+    /// Windows: the worker's connection cannot be used.
     #[error("cannot use the writer's connection: {0}; nothing was written")]
     Connection(io::Error),
 

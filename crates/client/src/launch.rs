@@ -1,6 +1,7 @@
 //! Starting a worker for one job: a thread of this process, a plain child
 //! process, or the installed worker through the OS's elevation prompt
-//! (`os/`: pkexec on Linux, `osascript` on macOS, UAC on Windows).
+//! (`os/`: pkexec on Linux, UAC on Windows). macOS elevates no worker: a thread of
+//! this process opens each drive through the system's `authopen`.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -17,19 +18,19 @@ use crate::{Command, Launch, LaunchError, WorkerExit};
 /// Where packages install the worker on Linux; the polkit policy names this path.
 pub const LINUX_WORKER_PATH: &str = "/usr/libexec/graver/graver-writer";
 
-/// Where the macOS app bundle, installed in /Applications, keeps the worker.
-pub const MACOS_WORKER_PATH: &str = "/Applications/Graver.app/Contents/MacOS/graver-writer";
-
 /// The environment variable through which development builds (debug assertions on,
 /// as for `cargo build` and `cargo test`) elevate another worker, for example one in
-/// the build tree. Release builds, the only ones packaged, do not read it.
+/// the build tree. Release builds, the only ones packaged, do not read it. (macOS
+/// elevates no worker.)
+#[cfg(not(target_os = "macos"))]
 pub const DEV_WORKER_VAR: &str = "GRAVER_DEV_WORKER";
 
 /// The worker this build elevates: the installed one, in a place only an administrator
 /// can change, so that no program running as the user can put itself in its place and
 /// receive the rights from a genuine prompt. Never a copy beside the running
 /// executable, which may sit in a folder the user owns. In development builds,
-/// [`DEV_WORKER_VAR`] names another.
+/// [`DEV_WORKER_VAR`] names another. (macOS elevates no worker.)
+#[cfg(not(target_os = "macos"))]
 pub fn elevated_worker() -> PathBuf {
     worker_to_elevate(
         os::installed_worker(),
@@ -40,6 +41,7 @@ pub fn elevated_worker() -> PathBuf {
 
 /// The decision behind [`elevated_worker`]: the installed worker, unless this is a
 /// development build and the switch names another.
+#[cfg(not(target_os = "macos"))]
 fn worker_to_elevate(installed: PathBuf, dev_switch: Option<PathBuf>, development_build: bool) -> PathBuf {
     match dev_switch {
         Some(dev) if development_build && !dev.as_os_str().is_empty() => dev,
@@ -112,7 +114,7 @@ pub(crate) struct Connection {
 pub(crate) enum Process {
     Thread(JoinHandle<()>),
     Child(std::process::Child),
-    /// An elevated process the client cannot wait for (macOS, Windows); its stream tells when it ends.
+    /// An elevated process the client cannot wait for (Windows); its stream tells when it ends.
     #[allow(dead_code)]
     Detached,
 }
@@ -204,21 +206,51 @@ fn describe_exit(status: std::process::ExitStatus, said: String) -> WorkerExit {
 pub(crate) fn start(launch: &Launch, command: &Command, token: &str) -> Result<Connection, LaunchError> {
     let unsafe_mode = needs_unsafe_mode(command);
     match launch {
-        Launch::InProcess => in_process(token, unsafe_mode),
+        Launch::InProcess => in_process(token, own_rights(unsafe_mode), "in-process"),
         Launch::Subprocess { worker } => subprocess(worker, token, unsafe_mode),
         Launch::Auto => {
             if targets_are_files(command) || has_device_rights() {
-                in_process(token, unsafe_mode)
+                in_process(token, own_rights(unsafe_mode), "in-process")
             } else {
-                os::launch_elevated(&elevated_worker(), token, unsafe_mode)
+                privileged(token, unsafe_mode)
             }
         }
     }
 }
 
-/// A worker thread with this process's rights; `unsafe_mode` as the user asked, since
-/// such a front end could open any drive itself anyway.
-fn in_process(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
+/// The policy of a worker with this process's rights: files are written with the
+/// user's own rights, and `unsafe_mode` is as the user asked, since such a front end
+/// could open any drive itself anyway.
+fn own_rights(unsafe_mode: bool) -> Policy {
+    Policy {
+        allow_files: true,
+        unsafe_mode,
+    }
+}
+
+/// A worker that can open drives this process cannot: the installed worker, through
+/// the OS's elevation prompt.
+#[cfg(not(target_os = "macos"))]
+fn privileged(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
+    os::launch_elevated(&elevated_worker(), token, unsafe_mode)
+}
+
+/// A worker that can open drives this process cannot: on macOS a thread of this
+/// process, which opens each drive through the system's `authopen` (every open its own
+/// administrator prompt naming the device, so unsafe mode's is fresh for its job). It
+/// keeps the privileged worker's policy: file targets are refused beside drives, and
+/// every drive is judged, a system drive only in unsafe mode with its name typed.
+#[cfg(target_os = "macos")]
+fn privileged(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError> {
+    let policy = Policy {
+        allow_files: false,
+        unsafe_mode,
+    };
+    in_process(token, policy, "in-process, opening each drive through authopen")
+}
+
+/// A worker thread with this process's rights, serving with `policy`.
+fn in_process(token: &str, policy: Policy, how: &str) -> Result<Connection, LaunchError> {
     // The image file goes to the worker thread as it is, over the channel.
     let (req_tx, req_rx) = channel();
     let (resp_rx, resp_tx) = io::pipe().map_err(LaunchError::Pipe)?;
@@ -226,10 +258,6 @@ fn in_process(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError>
     let thread = std::thread::Builder::new()
         .name("graver-worker".into())
         .spawn(move || {
-            let policy = Policy {
-                allow_files: true,
-                unsafe_mode,
-            };
             let _ = serve(req_rx, resp_tx, &token, policy);
         })
         .map_err(LaunchError::Thread)?;
@@ -237,7 +265,7 @@ fn in_process(token: &str, unsafe_mode: bool) -> Result<Connection, LaunchError>
         to_worker: Box::new(req_tx),
         from_worker: Box::new(resp_rx),
         process: Process::Thread(thread),
-        how: "in-process".into(),
+        how: how.into(),
     })
 }
 
@@ -278,7 +306,8 @@ pub(crate) fn spawn_child(command: &mut std::process::Command, how: &str) -> Res
     })
 }
 
-#[cfg(test)]
+// What is elevated and from where; macOS elevates nothing.
+#[cfg(all(test, not(target_os = "macos")))]
 mod tests {
     use super::*;
 
@@ -309,8 +338,6 @@ mod tests {
         }
         #[cfg(target_os = "linux")]
         assert_eq!(installed, Path::new(LINUX_WORKER_PATH));
-        #[cfg(target_os = "macos")]
-        assert_eq!(installed, Path::new(MACOS_WORKER_PATH));
         #[cfg(windows)]
         assert!(
             installed.ends_with(r"Graver\graver-writer.exe"),

@@ -4,7 +4,8 @@
 //! [`Command`] sender and an [`Event`] receiver and, per job, starts a worker:
 //! in-process when the process already has the rights (root, or only files as
 //! targets), otherwise the `graver-writer` binary through the OS's elevation
-//! prompt (`os/`: pkexec, `osascript`, UAC). It then speaks graver-writer's
+//! prompt (`os/`: pkexec, UAC; on macOS in-process, each drive opened through the
+//! system's `authopen` prompt). It then speaks graver-writer's
 //! [`protocol`](graver_writer::protocol) to it. Why a worker could not be started
 //! is a [`LaunchError`].
 
@@ -25,10 +26,9 @@ mod os;
 
 pub use crate::error::{LaunchError, WorkerExit, WorkerLost};
 use crate::launch::{Connection, start};
-pub use crate::launch::{
-    DEV_WORKER_VAR, LINUX_WORKER_PATH, MACOS_WORKER_PATH, elevated_worker, has_device_rights, worker_args,
-    worker_beside_current_exe, worker_mode,
-};
+#[cfg(not(target_os = "macos"))]
+pub use crate::launch::{DEV_WORKER_VAR, elevated_worker};
+pub use crate::launch::{LINUX_WORKER_PATH, has_device_rights, worker_args, worker_beside_current_exe, worker_mode};
 
 /// What the front end asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,8 @@ pub enum Event {
 pub enum Launch {
     /// Decide per job: in-process when the process has the rights already (root,
     /// or only files as targets), otherwise the OS's elevation prompt for the
-    /// installed worker ([`elevated_worker`]).
+    /// installed worker (`elevated_worker`); on macOS in-process with each drive opened
+    /// through the system's `authopen` prompt, and file targets refused beside drives.
     Auto,
     /// A thread of this process, with the user's own rights; files are allowed as targets.
     InProcess,
@@ -249,7 +250,7 @@ fn run_job(
                     Ok(Ok(Some(Response::Ready { .. }))) if !ready => {
                         ready = true;
                         // A cancel sent while the worker was being started (the prompt on
-                        // macOS and Windows runs before this loop) wins over the job.
+                        // Windows runs before this loop) wins over the job.
                         match pending_cancel(&commands) {
                             Some(alive) => {
                                 front_end_alive = alive;

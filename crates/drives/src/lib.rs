@@ -65,6 +65,9 @@ pub use crate::resolve::{PathKind, Resolved, chosen, path_kind, resolve};
 pub use crate::target::{Access, DriveError, Target, TargetKind, open_target};
 pub use crate::watcher::Watcher;
 
+#[cfg(unix)]
+pub use crate::os::unix::{receive_with_files, send_with_file};
+
 /// Smallest alignment Graver uses for buffers and writes, whatever a device reports.
 pub const MIN_BLOCK_SIZE: usize = 4096;
 
@@ -98,11 +101,13 @@ pub fn drives_holding_file(file: &std::fs::File) -> Vec<String> {
     os::drives_holding_file(file)
 }
 
-/// Unmounts every partition of `drive` and opens it for raw writing.
+/// Unmounts every partition of `drive` and opens it for raw writing (on macOS, unless
+/// this process is root, through the system's `authopen` and its administrator prompt).
 ///
 /// # Errors
 /// [`DriveError::Busy`] naming what still holds the drive, [`DriveError::ReadOnly`],
-/// [`DriveError::PermissionDenied`], or an I/O error.
+/// [`DriveError::PermissionDenied`], [`DriveError::Cancelled`] when macOS's prompt was
+/// dismissed, or an I/O error.
 pub fn prepare(drive: &Drive) -> Result<Target, DriveError> {
     os::prepare(drive)
 }

@@ -80,6 +80,9 @@ pub enum DriveError {
     /// Opening raw devices needs rights the process does not have.
     #[error("{}: permission denied; writing to a drive needs administrator rights", .0.display())]
     PermissionDenied(PathBuf),
+    /// The user dismissed the system's administrator prompt for opening the device (macOS).
+    #[error("{}: cancelled at the administrator prompt; nothing was written", .0.display())]
+    Cancelled(PathBuf),
     /// Raw devices on this operating system are not supported yet.
     #[error("{}: writing to raw devices is not supported on this OS yet", .0.display())]
     Unsupported(PathBuf),
@@ -236,7 +239,8 @@ impl Target {
 ///
 /// # Errors
 /// A specific [`DriveError`] for a missing path, a directory, an existing file
-/// without `overwrite_file`, a read-only or busy device, missing rights, or an
+/// without `overwrite_file`, a read-only or busy device, missing rights, a dismissed
+/// administrator prompt (macOS opens devices through `authopen` unless root), or an
 /// OS whose raw devices are not supported yet.
 pub fn open_target(path: &Path, access: Access) -> Result<Target, DriveError> {
     if crate::os::is_physical_drive_path(path) {

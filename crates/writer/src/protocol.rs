@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ErrorKind, Progress};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// No message comes near this; a larger length prefix is garbage.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -152,6 +152,9 @@ impl Outcome {
     pub fn error_kind(&self) -> Option<ErrorKind> {
         match self {
             Self::Verified | Self::Written => None,
+            Self::Refused {
+                refusal: Refusal::PromptCancelled,
+            } => Some(ErrorKind::Cancelled),
             Self::Refused { .. } => Some(ErrorKind::Refused),
             Self::Failed { kind, .. } => Some(*kind),
         }
@@ -212,6 +215,9 @@ pub enum Refusal {
     },
     /// Opening the drive needs rights this worker does not have.
     PermissionDenied,
+    /// The system's administrator prompt for opening the drive was dismissed (macOS's
+    /// `authopen`, asked by a worker that runs with the user's rights).
+    PromptCancelled,
     /// The path is something that cannot take an image (a directory, a character device).
     NotWritable {
         /// What it is instead.
@@ -238,6 +244,7 @@ impl From<graver_drives::DriveError> for Refusal {
             DriveError::InUse { detail, .. } => Self::Busy { detail: Some(detail) },
             DriveError::Changed(_) => Self::DriveChanged,
             DriveError::PermissionDenied(_) => Self::PermissionDenied,
+            DriveError::Cancelled(_) => Self::PromptCancelled,
             DriveError::Unsupported(_) => Self::Unsupported,
             DriveError::Io { source, .. } => Self::CannotOpen {
                 message: source.to_string(),
@@ -484,6 +491,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_dismissed_prompt_ends_the_target_as_cancelled_and_other_refusals_as_refused() {
+        let dismissed = Outcome::Refused {
+            refusal: Refusal::PromptCancelled,
+        };
+        assert_eq!(dismissed.error_kind(), Some(ErrorKind::Cancelled));
+        let busy = Outcome::Refused {
+            refusal: Refusal::Busy { detail: None },
+        };
+        assert_eq!(busy.error_kind(), Some(ErrorKind::Refused));
+        let error = graver_drives::DriveError::Cancelled("/dev/rdisk4".into());
+        assert_eq!(Refusal::from(error), Refusal::PromptCancelled);
+    }
+
     /// One refused target for each way the worker refuses.
     fn refusals() -> JobResult {
         let system = Finding {
@@ -524,6 +545,7 @@ mod tests {
                 detail: Some("/media/stick is in use by bash (pid 412); close it and try again".into()),
             },
             Refusal::PermissionDenied,
+            Refusal::PromptCancelled,
             Refusal::NotWritable {
                 kind: "a directory".into(),
             },

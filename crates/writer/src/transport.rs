@@ -5,9 +5,9 @@
 //! user gave, so it reads only what the user may read. Each stream carries the file
 //! its own way:
 //!
-//! - a Unix socket (the worker's standard input on Linux, the socket it connects back
-//!   to on macOS): the descriptor rides with the frame's first byte, sent on its own
-//!   (`SCM_RIGHTS`);
+//! - a Unix socket (the worker's standard input on Linux): the descriptor rides with
+//!   the frame's first byte, sent on its own (`SCM_RIGHTS`), by
+//!   [`graver_drives::send_with_file`] and [`graver_drives::receive_with_files`];
 //! - a Windows pipe: an [`ATTACH`] marker and the front end's handle value come just
 //!   before the frame, and the worker duplicates the handle out of the front end's
 //!   process (see [`Receive::adopter`]);
@@ -183,84 +183,19 @@ impl Receive for ChannelReceiver {
 mod unix {
     use std::fs::File;
     use std::io::{self, Write};
-    use std::os::fd::{AsRawFd, FromRawFd};
     use std::os::unix::net::UnixStream;
 
     use super::{Deliver, Receive};
 
-    #[cfg(target_os = "linux")]
-    const RECEIVE_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
-    #[cfg(not(target_os = "linux"))]
-    const RECEIVE_FLAGS: libc::c_int = 0;
-
-    #[cfg(target_os = "linux")]
-    const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
-    #[cfg(not(target_os = "linux"))]
-    const SEND_FLAGS: libc::c_int = 0;
-
-    /// Room for the control message of a few descriptors, aligned as `cmsghdr` needs. A
-    /// frame carries one; the worker refuses a frame with more and closes them all, and
-    /// a read with more than fit here fails (the kernel drops those).
-    #[repr(C, align(8))]
-    struct Control([u8; 128]);
-
     impl Receive for UnixStream {
         fn receive(&mut self, buf: &mut [u8], files: &mut Vec<(usize, File)>) -> io::Result<usize> {
-            let mut control = Control([0; 128]);
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            // SAFETY: an all-zero msghdr is a valid empty one.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = &raw mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.0.as_mut_ptr().cast();
-            msg.msg_controllen = control.0.len() as _;
-            let received = loop {
-                // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all alive and
-                // writable for the lengths given.
-                let n = unsafe { libc::recvmsg(self.as_raw_fd(), &raw mut msg, RECEIVE_FLAGS) };
-                match usize::try_from(n) {
-                    Ok(n) => break n,
-                    Err(_) => {
-                        let error = io::Error::last_os_error();
-                        if error.kind() != io::ErrorKind::Interrupted {
-                            return Err(error);
-                        }
-                    }
-                }
-            };
-            // SAFETY: `msg` was filled by recvmsg; the CMSG macros walk only the
-            // control bytes it reports, and each SCM_RIGHTS payload is descriptors this
-            // process now owns, each taken once.
-            unsafe {
-                let mut header = libc::CMSG_FIRSTHDR(&raw const msg);
-                while !header.is_null() {
-                    if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
-                        let payload = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                        let data = libc::CMSG_DATA(header).cast::<libc::c_int>();
-                        for i in 0..payload / size_of::<libc::c_int>() {
-                            let fd = data.add(i).read_unaligned();
-                            if RECEIVE_FLAGS == 0 {
-                                // No MSG_CMSG_CLOEXEC here: close it on exec at once, before
-                                // the worker runs anything (diskutil to eject).
-                                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                            }
-                            // The read ends with the byte it came with.
-                            files.push((received.saturating_sub(1), File::from_raw_fd(fd)));
-                        }
-                    }
-                    header = libc::CMSG_NXTHDR(&raw const msg, header);
-                }
-            }
-            if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "more open files came with a frame than one job takes",
-                ));
-            }
-            Ok(received)
+            // A frame carries one file; the worker refuses a frame with more and closes them all.
+            let mut received = Vec::new();
+            let result = graver_drives::receive_with_files(self, buf, &mut received);
+            // The read ends with the byte they came with.
+            let at = result.as_ref().map_or(0, |n| n.saturating_sub(1));
+            files.extend(received.into_iter().map(|file| (at, file)));
+            result
         }
     }
 
@@ -269,44 +204,9 @@ mod unix {
             let Some(file) = file else {
                 return self.write_all(frame);
             };
-            let fd: libc::c_int = file.as_raw_fd();
-            let mut control = Control([0; 128]);
             // The first byte alone: the read that brings the descriptor then ends in its frame.
-            let first = frame.first().ok_or(io::ErrorKind::InvalidInput)?;
-            let mut iov = libc::iovec {
-                iov_base: std::ptr::from_ref(first).cast_mut().cast(),
-                iov_len: 1,
-            };
-            // SAFETY: an all-zero msghdr is a valid empty one.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = &raw mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.0.as_mut_ptr().cast();
-            // SAFETY: CMSG_SPACE only computes a size.
-            msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as _;
-            // SAFETY: `control` has room for one header with one descriptor (CMSG_SPACE of
-            // 4 bytes is far below its 128), and `msg` describes exactly that.
-            unsafe {
-                let header = libc::CMSG_FIRSTHDR(&raw const msg);
-                (*header).cmsg_level = libc::SOL_SOCKET;
-                (*header).cmsg_type = libc::SCM_RIGHTS;
-                (*header).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
-                libc::CMSG_DATA(header).cast::<libc::c_int>().write_unaligned(fd);
-            }
-            let sent = loop {
-                // SAFETY: `msg` points at `iov` (into `frame`) and `control`, alive for the call;
-                // sendmsg only reads them.
-                let n = unsafe { libc::sendmsg(self.as_raw_fd(), &raw const msg, SEND_FLAGS) };
-                match usize::try_from(n) {
-                    Ok(n) => break n,
-                    Err(_) => {
-                        let error = io::Error::last_os_error();
-                        if error.kind() != io::ErrorKind::Interrupted {
-                            return Err(error);
-                        }
-                    }
-                }
-            };
+            let first = frame.get(..1).ok_or(io::ErrorKind::InvalidInput)?;
+            let sent = graver_drives::send_with_file(self, first, file)?;
             // The descriptor went with the first byte; the rest of the frame follows plain.
             self.write_all(&frame[sent..])
         }

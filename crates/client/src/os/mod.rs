@@ -2,10 +2,12 @@
 //! for them. Each OS's file gives:
 //!
 //! - `launch_elevated(worker, token) -> Result<Connection, LaunchError>`: the
-//!   prompt, then the worker connected to us (`linux.rs`: pkexec, `macos.rs`:
-//!   `osascript` and a Unix socket, `windows.rs`: UAC and a named pipe);
+//!   prompt, then the worker connected to us (`linux.rs`: pkexec, `windows.rs`: UAC
+//!   and a named pipe); macOS elevates nothing (`macos.rs`: each drive is opened
+//!   through the system's `authopen` instead, by a worker on a thread of the front end);
 //! - `installed_worker()`: the worker an installation puts where only an
 //!   administrator can change it, the only one elevated (see `launch::elevated_worker`);
+//!   not on macOS;
 //! - `has_device_rights()`: whether this process may open raw devices already;
 //! - `worker_input()`: a child worker's standard input, able to carry the image file
 //!   (a Unix socket; on Windows a pipe that carries the handle's value);
@@ -14,11 +16,8 @@
 //!   program that started the worker (pkexec) says, when it speaks of the prompt.
 //!
 //! The command lines, scripts and what failures mean are plain functions beside
-//! them (`pkexec.rs`, `macos_commands.rs`, `windows_commands.rs`), compiled and
-//! tested on every OS.
+//! them (`pkexec.rs`, `windows_commands.rs`), compiled and tested on every OS.
 
-#[cfg(any(target_os = "macos", test))]
-mod macos_commands;
 #[cfg(any(target_os = "linux", test))]
 mod pkexec;
 #[cfg(any(windows, test))]
@@ -37,7 +36,7 @@ pub(crate) use linux::{explain_prompt_exit, installed_worker, launch_elevated};
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "macos")]
-pub(crate) use macos::{explain_prompt_exit, installed_worker, launch_elevated};
+pub(crate) use macos::explain_prompt_exit;
 
 #[cfg(windows)]
 mod windows;

@@ -3,7 +3,8 @@
 //! Every fact about a disk comes from `diskutil list -plist` and
 //! `diskutil info -plist diskN`, read by [`crate::os::macos_parse`]; this module
 //! only runs the commands, asks the kernel which device a path is mounted from
-//! (`statfs`), and opens devices.
+//! (`statfs`), and opens devices: directly as root, otherwise through the system's
+//! `authopen` (its own administrator prompt), so no Graver code runs as root.
 
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
@@ -19,7 +20,7 @@ use crate::os::macos_parse::{self, DiskInfo, ListedDisk};
 use crate::os::plan::{self, SyncStep, darwin};
 use crate::{Drive, DriveError, Ejected, Target, io_error};
 
-/// By full path: the worker runs with administrator rights and must not pick up another `diskutil` from `PATH`.
+/// By full path: Graver may run as root (an administrator's command line) and must not pick up another `diskutil` from `PATH`.
 const DISKUTIL: &str = "/usr/sbin/diskutil";
 
 // From <sys/disk.h>: _IOR('d', 24, uint32_t), _IOR('d', 25, uint64_t) and _IO('d', 22).
@@ -186,19 +187,12 @@ pub(crate) fn eject(drive: &Drive) -> Result<Ejected, DriveError> {
         .map_err(|message| diskutil_error(&drive.path, format!("cannot eject {}: {message}", drive.name)))
 }
 
-/// Opens a disk node (`/dev/rdiskN` preferably) with the buffer cache bypassed.
+/// Opens a disk node (`/dev/rdiskN` preferably) with the buffer cache bypassed: as root
+/// (the tests, a command line run by an administrator) directly; otherwise through the
+/// system's `authopen`, whose own administrator prompt names the device, so no Graver
+/// code runs as root. Each open is its own prompt.
 pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(write)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EBUSY) => DriveError::Busy(path.to_path_buf()),
-            Some(libc::EROFS) => DriveError::ReadOnly(path.to_path_buf()),
-            Some(libc::EACCES | libc::EPERM) => DriveError::PermissionDenied(path.to_path_buf()),
-            Some(libc::ENOENT | libc::ENXIO) => DriveError::NotFound(path.to_path_buf()),
-            _ => io_error(path, e),
-        })?;
+    let file = open_node(path, write)?;
     // SAFETY: F_NOCACHE takes an int argument; the descriptor is open for the call's duration.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
         return Err(io_error(path, io::Error::last_os_error()));
@@ -212,6 +206,44 @@ pub(crate) fn open_device(path: &Path, write: bool) -> Result<Target, DriveError
         .map_err(|e| io_error(path, e))?;
     let block_size = usize::try_from(block_size).unwrap_or(crate::MIN_BLOCK_SIZE);
     Ok(Target::device(file, path, capacity, block_size))
+}
+
+/// The open node at `path`, a raw disk node unless opened by root (who may open what it likes).
+fn open_node(path: &Path, write: bool) -> Result<File, DriveError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EBUSY) => DriveError::Busy(path.to_path_buf()),
+                Some(libc::EROFS) => DriveError::ReadOnly(path.to_path_buf()),
+                Some(libc::EACCES | libc::EPERM) => DriveError::PermissionDenied(path.to_path_buf()),
+                Some(libc::ENOENT | libc::ENXIO) => DriveError::NotFound(path.to_path_buf()),
+                _ => io_error(path, e),
+            });
+    }
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => DriveError::NotFound(path.to_path_buf()),
+        _ => io_error(path, e),
+    })?;
+    if !is_block_device(path, &metadata) {
+        // authopen would open any file after its prompt; only disk nodes go to it.
+        return Err(DriveError::NotWritable {
+            path: path.to_path_buf(),
+            kind: "not a disk node",
+        });
+    }
+    let file = crate::os::unix::open_through_authopen(Path::new(crate::os::unix::AUTHOPEN), path, write)?;
+    let opened = file.metadata().map_err(|e| io_error(path, e))?;
+    if !is_block_device(path, &opened) {
+        return Err(io_error(
+            path,
+            io::Error::other("authopen handed over something that is not a disk node"),
+        ));
+    }
+    Ok(file)
 }
 
 /// Runs one step of [`crate::os::plan::sync_steps`].

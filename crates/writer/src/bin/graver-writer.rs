@@ -1,10 +1,9 @@
 //! `graver-writer`: Graver's privileged worker. It links no GUI code, is started
-//! by the front end (directly, through pkexec, the macOS authorization prompt or
-//! UAC), speaks the protocol of `graver_writer::protocol` and exits when the
+//! by the front end (directly, through pkexec or UAC), speaks the protocol of `graver_writer::protocol` and exits when the
 //! front end goes away.
 //!
-//! Usage: `graver-writer (--serve | --serve-unsafe) --token HEX [--connect-unix PATH | --connect-pipe NAME]`.
-//! Without a `--connect-*` option it speaks on its standard input and output.
+//! Usage: `graver-writer (--serve | --serve-unsafe) --token HEX [--connect-pipe NAME]`.
+//! Without `--connect-pipe` (Windows only) it speaks on its standard input and output.
 //!
 //! The first argument is the mode, and nothing else is accepted there: on Linux each
 //! mode is its own polkit action, told apart by `org.freedesktop.policykit.exec.argv1`
@@ -40,12 +39,14 @@ struct Args {
     /// let a user overwrite any file on the system.
     policy: Policy,
     token: String,
-    /// Where to connect back to (the value of [`os::CONNECT_OPTION`]); without it, standard input and output.
+    /// Where to connect back to (the value of `os::CONNECT_OPTION`); without it, standard input and output.
+    #[cfg(windows)]
     connect: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut token = None;
+    #[cfg(windows)]
     let mut connect = None;
     let mut args = std::env::args().skip(1);
     let unsafe_mode = match args.next().as_deref() {
@@ -65,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--token" => token = Some(value()?),
+            #[cfg(windows)]
             option if option == os::CONNECT_OPTION => connect = Some(value()?),
             other => return Err(format!("unknown argument {other:?}; this program is started by Graver")),
         }
@@ -76,22 +78,19 @@ fn parse_args() -> Result<Args, String> {
             unsafe_mode,
         },
         token,
+        #[cfg(windows)]
         connect,
     })
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let outcome = match &args.connect {
-        None => {
-            let input = os::standard_input().map_err(|e| format!("standard input: {e}"))?;
-            serve(input, std::io::stdout(), &args.token, args.policy)
-        }
-        Some(peer) => {
-            let (reader, writer) = os::connect_back(peer).map_err(|e| format!("{peer}: {e}"))?;
-            serve(reader, writer, &args.token, args.policy)
-        }
-    };
-    outcome.map_err(|e| e.to_string())
+    #[cfg(windows)]
+    if let Some(peer) = &args.connect {
+        let (reader, writer) = os::connect_back(peer).map_err(|e| format!("{peer}: {e}"))?;
+        return serve(reader, writer, &args.token, args.policy).map_err(|e| e.to_string());
+    }
+    let input = os::standard_input().map_err(|e| format!("standard input: {e}"))?;
+    serve(input, std::io::stdout(), &args.token, args.policy).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

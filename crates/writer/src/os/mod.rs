@@ -1,16 +1,15 @@
 //! What the worker needs from the OS beyond graver-drives, one file per OS:
 //!
 //! - `write_all_at` and `read_full_at`: positional I/O on an open device;
-//! - [`CONNECT_OPTION`] and [`connect_back`]: how an elevated worker reaches the
-//!   front end that started it (a Unix socket on Linux and macOS, a named pipe on
-//!   Windows, whose overlapped halves are in `pipe.rs`), and [`standard_input`], the
-//!   stream of a worker started without one; both carry the job's image file
-//!   (see [`transport`](crate::transport)).
+//! - Windows: `CONNECT_OPTION` and `connect_back`, how an elevated worker reaches the
+//!   front end that started it (a named pipe, whose overlapped halves are in `pipe.rs`);
+//! - [`standard_input`], the stream of a worker started without one (Linux: a Unix
+//!   socket, through pkexec); both carry the job's image file (see [`transport`](crate::transport)).
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use unix::{CONNECT_OPTION, connect_back, standard_input};
+pub use unix::standard_input;
 #[cfg(unix)]
 pub(crate) use unix::{read_full_at, write_all_at};
 

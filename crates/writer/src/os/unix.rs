@@ -1,5 +1,5 @@
-//! Linux and macOS: positional I/O on devices, and the Unix socket the worker
-//! connects back over.
+//! Linux and macOS: positional I/O on devices, and the worker's standard input,
+//! a Unix socket that carries the image's descriptor.
 
 use std::fs::File;
 use std::io;
@@ -7,21 +7,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::os::unix::net::UnixStream;
 
-use super::Halves;
 use crate::transport::{Plain, Receive};
-
-/// The worker's option naming the socket to connect to.
-pub const CONNECT_OPTION: &str = "--connect-unix";
-
-/// Connects to the front end's socket at `path`.
-///
-/// # Errors
-/// When nothing listens there or the socket cannot be shared by two threads.
-pub fn connect_back(path: &str) -> io::Result<Halves> {
-    let stream = UnixStream::connect(path)?;
-    let reader = stream.try_clone()?;
-    Ok((Box::new(reader), Box::new(stream)))
-}
 
 /// The worker's standard input: the socket the front end made it (Linux: pkexec passes
 /// it through), over which the image's descriptor comes with each job. Any other
