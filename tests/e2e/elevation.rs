@@ -233,16 +233,26 @@ fn an_answered_prompt_runs_the_worker_as_root_and_writes() {
         .env("GRAVER_DEV_WORKER", &worker)
         .spawn()
         .unwrap();
+    let output = answer_yes(cli, &stand_in);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_holds(&device, &image, &stderr);
+}
+
+/// Answers the stand-in's prompt with yes once it is open, then waits for the CLI.
+fn answer_yes(cli: std::process::Child, stand_in: &StandIn) -> std::process::Output {
     wait_for("the stand-in's prompt", || still_prompting(&stand_in.answer));
     let mut fifo = OpenOptions::new().write(true).open(&stand_in.answer).unwrap();
     fifo.write_all(b"yes\n").unwrap();
     drop(fifo);
-    let output = cli.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    cli.wait_with_output().unwrap()
+}
+
+/// The drive starts with the 3 MiB image.
+fn assert_holds(device: &Loop, image: &Path, stderr: &str) {
     let written = std::fs::read(&device.dev).unwrap();
     assert!(
-        written[..3 * MIB as usize] == std::fs::read(&image).unwrap()[..],
+        written[..3 * MIB as usize] == std::fs::read(image).unwrap()[..],
         "{stderr}"
     );
 }
@@ -306,17 +316,9 @@ fn an_ordinary_user_writes_only_images_they_may_read() {
         .env("GRAVER_DEV_WORKER", &worker)
         .spawn()
         .unwrap();
-    wait_for("the stand-in's prompt", || still_prompting(&stand_in.answer));
-    let mut fifo = OpenOptions::new().write(true).open(&stand_in.answer).unwrap();
-    fifo.write_all(b"yes\n").unwrap();
-    drop(fifo);
-    let output = cli.wait_with_output().unwrap();
+    let output = answer_yes(cli, &stand_in);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("wrote and verified"), "{stderr}");
-    let written = std::fs::read(&device.dev).unwrap();
-    assert!(
-        written[..3 * MIB as usize] == std::fs::read(&image).unwrap()[..],
-        "{stderr}"
-    );
+    assert_holds(&device, &image, &stderr);
 }
