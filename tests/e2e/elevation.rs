@@ -228,33 +228,31 @@ fn an_answered_prompt_runs_the_worker_as_root_and_writes() {
     let dir = scratch();
     let stand_in = stand_in(dir.path());
     let (device, image) = drive_and_image(dir.path());
+    write_answered(&stand_in, &image, &device);
+}
+
+/// Writes `image` to `device` as the user through the stand-in pkexec and the worker
+/// built beside the tests, answers the prompt with yes once it is open, and checks the
+/// write succeeded and the drive starts with the 3 MiB image. Returns the CLI's stderr.
+fn write_answered(stand_in: &StandIn, image: &Path, device: &Loop) -> String {
     let worker = graver_bin().with_file_name("graver-writer");
-    let cli = write_as_user(graver_bin(), &stand_in, &image, &device.dev)
+    let cli = write_as_user(graver_bin(), stand_in, image, &device.dev)
         .env("GRAVER_DEV_WORKER", &worker)
         .spawn()
         .unwrap();
-    let output = answer_yes(cli, &stand_in);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert_holds(&device, &image, &stderr);
-}
-
-/// Answers the stand-in's prompt with yes once it is open, then waits for the CLI.
-fn answer_yes(cli: std::process::Child, stand_in: &StandIn) -> std::process::Output {
     wait_for("the stand-in's prompt", || still_prompting(&stand_in.answer));
     let mut fifo = OpenOptions::new().write(true).open(&stand_in.answer).unwrap();
     fifo.write_all(b"yes\n").unwrap();
     drop(fifo);
-    cli.wait_with_output().unwrap()
-}
-
-/// The drive starts with the 3 MiB image.
-fn assert_holds(device: &Loop, image: &Path, stderr: &str) {
+    let output = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     let written = std::fs::read(&device.dev).unwrap();
     assert!(
         written[..3 * MIB as usize] == std::fs::read(image).unwrap()[..],
         "{stderr}"
     );
+    stderr
 }
 
 /// A fresh folder `name` in `dir`, for one stand-in.
@@ -312,13 +310,6 @@ fn an_ordinary_user_writes_only_images_they_may_read() {
     let stand_in = stand_in(&subdir(dir.path(), "own"));
     let (device, _) = drive_and_image(dir.path());
     let image = image_owned_by(dir.path(), "own-0600.img", nobody, nobody, 0o600);
-    let cli = write_as_user(graver_bin(), &stand_in, &image, &device.dev)
-        .env("GRAVER_DEV_WORKER", &worker)
-        .spawn()
-        .unwrap();
-    let output = answer_yes(cli, &stand_in);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = write_answered(&stand_in, &image, &device);
     assert!(stderr.contains("wrote and verified"), "{stderr}");
-    assert_holds(&device, &image, &stderr);
 }
