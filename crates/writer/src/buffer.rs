@@ -5,12 +5,22 @@
 //! logical block size, so buffers come from `std::alloc` with that alignment.
 //! They are allocated once per job and travel reader → writers and hasher →
 //! back to the pool, so a write allocates nothing per chunk.
+//!
+//! A buffer of a huge page or more starts on a huge-page boundary and asks the OS
+//! for huge pages before its first touch (see [`os::prefer_huge_pages`]): pinning a
+//! 4 MiB transfer for direct I/O then takes two page-table entries instead of 1,024,
+//! which on a fast drive is a measurable share of the writer's CPU time.
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::alloc::{Layout, alloc, dealloc};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use crossbeam_channel::{Receiver, Sender};
+
+use crate::os;
+
+/// The huge-page size buffers this large are aligned to (x86-64 and arm64 with 4 KiB pages).
+const HUGE_PAGE: usize = 2 << 20;
 
 /// A heap buffer whose address is a multiple of its alignment.
 pub(crate) struct AlignedBuf {
@@ -30,12 +40,19 @@ impl AlignedBuf {
     /// When `align` is not a power of two or the allocation fails, which are
     /// programming errors or out-of-memory, not user input.
     pub(crate) fn new(len: usize, align: usize) -> Self {
+        let align = if len >= HUGE_PAGE { align.max(HUGE_PAGE) } else { align };
         let layout = Layout::from_size_align(len.max(1), align).expect("valid buffer layout");
         // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc_zeroed(layout) };
+        let raw = unsafe { alloc(layout) };
         let Some(ptr) = NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
+        if len >= HUGE_PAGE {
+            // Before the first touch: the pages are chosen when they are first written.
+            os::prefer_huge_pages(ptr, layout.size());
+        }
+        // SAFETY: `ptr` is valid for `layout.size()` bytes, which this initialises.
+        unsafe { ptr.as_ptr().write_bytes(0, layout.size()) };
         Self { ptr, layout }
     }
 }
@@ -142,4 +159,19 @@ impl Drop for Chunk {
 pub(crate) fn round_up(n: u64, block: usize) -> u64 {
     let block = block as u64;
     n.div_ceil(block) * block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_zeroed_and_aligned_large_ones_to_a_huge_page() {
+        for (len, align, boundary) in [(4096, 512, 512), (1 << 20, 4096, 4096), (4 << 20, 512, HUGE_PAGE)] {
+            let buf = AlignedBuf::new(len, align);
+            assert_eq!(buf.len(), len);
+            assert_eq!(buf.as_ptr() as usize % boundary, 0, "a {len}-byte buffer");
+            assert!(buf.iter().all(|&b| b == 0), "a {len}-byte buffer starts zeroed");
+        }
+    }
 }

@@ -36,3 +36,16 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<(
 pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     graver_image::fill_with(buf, |rest, done| file.read_at(rest, offset + done as u64))
 }
+
+/// Asks Linux to back `len` bytes at `ptr` (huge-page aligned, not yet touched) with
+/// transparent huge pages, which most distributions give only to memory that asks
+/// (`enabled = madvise`). A refusal is harmless: the memory works with small pages.
+#[cfg(target_os = "linux")]
+pub(crate) fn prefer_huge_pages(ptr: std::ptr::NonNull<u8>, len: usize) {
+    // SAFETY: madvise only advises on the caller's own mapping and moves no memory.
+    let _ = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
+}
+
+/// macOS has no hint for this; its allocator's large blocks are used as they come.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn prefer_huge_pages(_ptr: std::ptr::NonNull<u8>, _len: usize) {}

@@ -22,3 +22,7 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<(
 pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     graver_image::fill_with(buf, |rest, done| file.seek_read(rest, offset + done as u64))
 }
+
+/// Windows gives large pages only to processes holding `SeLockMemoryPrivilege`, which
+/// no flasher should ask for; the buffers use ordinary pages.
+pub(crate) fn prefer_huge_pages(_ptr: std::ptr::NonNull<u8>, _len: usize) {}
