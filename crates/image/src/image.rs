@@ -339,8 +339,8 @@ enum Refusal {
 }
 
 /// Works out the uncompressed size and layout; the inner `Err` is a corruption reason.
-fn inspect<R: BufRead + Seek>(
-    file: &mut R,
+fn inspect(
+    file: &mut BufReader<SharedFile>,
     format: Format,
     file_size: u64,
 ) -> Result<Result<(ImageSize, Layout), String>, Refusal> {
@@ -376,7 +376,8 @@ fn inspect<R: BufRead + Seek>(
         }
         Format::Xz => xz::read_layout(file, file_size)
             .map(|layout| (ImageSize::Exact(layout.uncompressed_size), Layout::Xz(Arc::new(layout)))),
-        Format::Zstd => zstd::walk(file, file_size).map(|walk| {
+        // The walk reads the file its own way: small reads, most headers far apart.
+        Format::Zstd => zstd::walk(file.get_mut(), file_size).map(|walk| {
             let size = if walk.exact {
                 ImageSize::Exact(walk.size)
             } else {

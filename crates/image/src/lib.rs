@@ -130,7 +130,7 @@ compile_error!("graver-image needs the `native-codecs` or the `pure-rust-codecs`
 /// any of them shows. Not part of the supported interface.
 #[doc(hidden)]
 pub mod fuzzing {
-    use std::io::{BufReader, Cursor};
+    use std::io::Cursor;
 
     use crate::{Format, format, image, xz, zip, zstd};
 
@@ -152,7 +152,7 @@ pub mod fuzzing {
 
     /// The zstd frame walk: the size, whether it is exact, and the largest window.
     pub fn zstd_walk(data: &[u8]) -> Result<(u64, bool, u64), String> {
-        let walk = zstd::walk(&mut BufReader::new(Cursor::new(data)), data.len() as u64)?;
+        let walk = zstd::walk(&mut Cursor::new(data), data.len() as u64)?;
         Ok((walk.size, walk.exact, walk.largest_window))
     }
 

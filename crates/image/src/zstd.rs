@@ -1,6 +1,6 @@
 //! zstd: walking the frames for the size, and decoding frame after frame.
 
-use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
 #[cfg(not(feature = "native-codecs"))]
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
@@ -13,9 +13,11 @@ use crate::reader::{invalid, truncated};
 const COMPRESSED_BLOCK_RATIO: u64 = 4;
 /// The largest block the format allows.
 const MAX_BLOCK: u64 = 128 << 10;
-/// Gaps up to this are read through rather than seeked over, so a file of many tiny
-/// blocks is walked as one stream instead of one system call per block.
-const READ_THROUGH: u64 = 16 << 10;
+/// How much the walk reads at a time. A header beyond what was read costs one read of
+/// this size, so it is small: a walk of a file of large blocks reads a few hundred
+/// bytes per block instead of kilobytes; a file of tiny blocks is read a window of
+/// many blocks at a time, never one system call per block.
+const WALK_WINDOW: usize = 512;
 /// What a decoder needs besides its window (two blocks in flight, state, tables).
 const DECODER_OVERHEAD: u64 = 1 << 20;
 
@@ -41,9 +43,10 @@ pub(crate) fn memory_needed(largest_window: u64) -> u64 {
 /// frame records it (the zstd tool writes it when it knows the input size). Every
 /// size read from the file is checked: one that overflows, or a block larger than
 /// the format allows, makes the file corrupt.
-pub(crate) fn walk<R: BufRead + Seek>(file: &mut R, file_size: u64) -> Result<Walk, String> {
+pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk, String> {
     let mut position = 0u64;
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let file = &mut BufReader::with_capacity(WALK_WINDOW, file);
     let mut walk = Walk {
         size: 0,
         exact: true,
@@ -158,21 +161,14 @@ fn window_size(descriptor: u8) -> u64 {
     base + base / 8 * u64::from(descriptor & 0x07)
 }
 
-/// Moves from `from` to `to` (both within the walk); past the end of the file means truncated.
-fn skip<R: BufRead + Seek>(file: &mut R, from: u64, to: u64, file_size: u64) -> Result<(), String> {
+/// Moves from `from` to `to` (both within the walk); past the end of the file means
+/// truncated. A move within what was read costs nothing; a longer one drops it.
+fn skip<R: Read + Seek>(file: &mut BufReader<R>, from: u64, to: u64, file_size: u64) -> Result<(), String> {
     if to > file_size {
         return Err(truncated_message());
     }
-    let gap = to - from;
-    if gap <= READ_THROUGH {
-        let skipped = io::copy(&mut file.take(gap), &mut io::sink()).map_err(|e| e.to_string())?;
-        if skipped < gap {
-            return Err(truncated_message());
-        }
-    } else {
-        file.seek(SeekFrom::Start(to)).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let gap = i64::try_from(to - from).map_err(|_| truncated_message())?;
+    file.seek_relative(gap).map_err(|e| e.to_string())
 }
 
 fn truncated_message() -> String {
