@@ -40,14 +40,15 @@ impl AlignedBuf {
     /// When `align` is not a power of two or the allocation fails, which are
     /// programming errors or out-of-memory, not user input.
     pub(crate) fn new(len: usize, align: usize) -> Self {
-        let align = if len >= HUGE_PAGE { align.max(HUGE_PAGE) } else { align };
+        let huge = len >= HUGE_PAGE;
+        let align = if huge { align.max(HUGE_PAGE) } else { align };
         let layout = Layout::from_size_align(len.max(1), align).expect("valid buffer layout");
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc(layout) };
         let Some(ptr) = NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
-        if len >= HUGE_PAGE {
+        if huge {
             // Before the first touch: the pages are chosen when they are first written.
             os::prefer_huge_pages(ptr, layout.size());
         }

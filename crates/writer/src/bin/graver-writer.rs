@@ -1,6 +1,6 @@
 //! `graver-writer`: Graver's privileged worker. It links no GUI code, is started
-//! by the front end (directly, through pkexec or UAC), speaks the protocol of `graver_writer::protocol` and exits when the
-//! front end goes away.
+//! by the front end (directly, through pkexec or UAC), speaks the protocol of
+//! `graver_writer::protocol` and exits when the front end goes away.
 //!
 //! Usage: `graver-writer (--serve | --serve-unsafe) --token HEX [--connect-pipe NAME]`.
 //! Without `--connect-pipe` (Windows only) it speaks on its standard input and output.

@@ -23,5 +23,6 @@ mod windows;
 #[cfg(windows)]
 pub(crate) use windows::{prefer_huge_pages, read_full_at, write_all_at};
 
-/// The two halves of the stream to the front end.
+/// The two halves of the stream to the front end the worker connected back to.
+#[cfg(windows)]
 pub type Halves = (Box<dyn crate::transport::Receive>, Box<dyn std::io::Write + Send>);
