@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use graver_drives::{
     Access, Ask, Consent, Drive, DriveError, ImageFacts, PathKind, Resolved, Severity, Target, Verdict,
@@ -191,6 +191,12 @@ impl Frames {
         }
     }
 
+    /// Whether every byte received so far has been cut into frames and given out: a
+    /// frame that came in the same read as the last one, or right behind it, is not.
+    fn caught_up(&self) -> bool {
+        self.buffer.is_empty() && self.chunks.is_empty()
+    }
+
     /// The next request and the files that came with it; `Ok(None)` when the stream
     /// ended between frames.
     fn next(&mut self) -> io::Result<Option<(Request, Vec<File>)>> {
@@ -332,7 +338,13 @@ where
             // Whatever ends the connection ends every job: the running one stops with its
             // first MiB unwritten, the queued ones never start.
             let mut arrived = 0u64;
+            // Jobs that arrived and wait for the frames received with or right behind
+            // them: a cancel sent straight after its job ends it before it begins.
+            let mut held: Vec<Queued> = Vec::new();
             let outcome = loop {
+                if frames.caught_up() && !release(&mut held, &jobs_tx) {
+                    break Err(fatal(&reader_out, "the job queue has closed".into()));
+                }
                 match frames.next() {
                     Ok(Some((Request::Cancel, files))) if files.is_empty() => live.cancel_all(),
                     Ok(Some((Request::Cancel, _))) => {
@@ -362,18 +374,21 @@ where
                             job,
                             cancel,
                         };
-                        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = jobs_tx.try_send(queued) {
+                        if held.len() + jobs_tx.len() >= limits.queued_jobs {
                             break Err(fatal(
                                 &reader_out,
                                 format!("more than {} jobs waiting; one job at a time", limits.queued_jobs),
                             ));
                         }
+                        held.push(queued);
                     }
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(fatal(&reader_out, format!("{e}"))),
                 }
             };
             live.cancel_all();
+            // Cancelled now, they end as such without a drive being looked at.
+            release(&mut held, &jobs_tx);
             outcome
         });
         for Queued { id, job, cancel } in &jobs {
@@ -395,6 +410,12 @@ where
             .join()
             .unwrap_or_else(|_| Err(ServeError::Protocol("the reader thread panicked".into())))
     })
+}
+
+/// Hands the held jobs to the job loop, in the order they came; false when it has
+/// gone (or, which the queue's bound rules out, had no room).
+fn release(held: &mut Vec<Queued>, jobs: &crossbeam_channel::Sender<Queued>) -> bool {
+    held.drain(..).all(|queued| jobs.try_send(queued).is_ok())
 }
 
 fn job_failed(error: &WriteError) -> Response {
