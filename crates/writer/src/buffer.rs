@@ -11,9 +11,10 @@
 //! 4 MiB transfer for direct I/O then takes two page-table entries instead of 1,024,
 //! which on a fast drive is a measurable share of the writer's CPU time.
 
-use std::alloc::{Layout, alloc, dealloc};
+use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -24,8 +25,13 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// A heap buffer whose address is a multiple of its alignment.
 pub(crate) struct AlignedBuf {
-    ptr: NonNull<u8>,
+    /// The allocation, as the allocator gave it.
+    raw: NonNull<u8>,
+    /// Its layout: `len` plus room to reach the alignment, aligned only as the allocator likes.
     layout: Layout,
+    /// The aligned start inside the allocation.
+    ptr: NonNull<u8>,
+    len: usize,
 }
 
 // SAFETY: AlignedBuf owns its allocation exclusively, like a Box<[u8]>.
@@ -36,68 +42,111 @@ unsafe impl Sync for AlignedBuf {}
 impl AlignedBuf {
     /// Allocates `len` zeroed bytes aligned to `align` (a power of two).
     ///
+    /// The memory comes zeroed from the allocator (`calloc`), which for blocks this
+    /// large maps fresh pages from the OS that are zero without being written: the
+    /// pages are only touched, and only then chosen (huge or not), when the buffer is
+    /// first filled. Asking the allocator for the alignment itself would not do: a
+    /// zeroed allocation with an alignment above 16 is an aligned one plus a `memset`
+    /// that touches every page up front, which cost ~14 ms of a job's start for the
+    /// six transfer buffers.
+    ///
     /// # Panics
     /// When `align` is not a power of two or the allocation fails, which are
     /// programming errors or out-of-memory, not user input.
     pub(crate) fn new(len: usize, align: usize) -> Self {
+        assert!(
+            align.is_power_of_two(),
+            "buffer alignment {align} is not a power of two"
+        );
         let huge = len >= HUGE_PAGE;
         let align = if huge { align.max(HUGE_PAGE) } else { align };
-        let layout = Layout::from_size_align(len.max(1), align).expect("valid buffer layout");
+        let len = len.max(1);
+        let layout = len
+            .checked_add(align)
+            .and_then(|size| Layout::from_size_align(size, 16).ok())
+            .expect("valid buffer layout");
         // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
+        let raw = unsafe { alloc_zeroed(layout) };
+        let Some(raw) = NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
+        let offset = (align - raw.as_ptr() as usize % align) % align;
+        // SAFETY: `offset < align`, so `offset + len <= layout.size()`: inside the allocation.
+        let ptr = unsafe { raw.add(offset) };
         if huge {
             // Before the first touch: the pages are chosen when they are first written.
-            os::prefer_huge_pages(ptr, layout.size());
+            os::prefer_huge_pages(ptr, len);
         }
-        // SAFETY: `ptr` is valid for `layout.size()` bytes, which this initialises.
-        unsafe { ptr.as_ptr().write_bytes(0, layout.size()) };
-        Self { ptr, layout }
+        Self { raw, layout, ptr, len }
     }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with exactly this layout.
-        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+        unsafe { dealloc(self.raw.as_ptr(), self.layout) }
     }
 }
 
 impl Deref for AlignedBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: ptr is valid for layout.size() initialised (zeroed) bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
+        // SAFETY: ptr is valid for len initialised (zeroed) bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl DerefMut for AlignedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in deref, and &mut self guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
-/// A fixed set of buffers; taking one blocks until a chunk using one is dropped.
+/// At most `count` buffers, made when first needed; taking one when all are in use
+/// blocks until a chunk using one is dropped.
+///
+/// Buffers are made on demand because a job seldom needs them all: when the drive
+/// keeps up with the decoder, two or three are ever in flight, and a buffer never
+/// taken is memory never touched and time not spent at the start of the job.
 pub(crate) struct Pool {
     free: Receiver<AlignedBuf>,
     give_back: Sender<AlignedBuf>,
+    made: AtomicUsize,
+    count: usize,
+    len: usize,
+    align: usize,
 }
 
 impl Pool {
     pub(crate) fn new(count: usize, len: usize, align: usize) -> Self {
         let (give_back, free) = crossbeam_channel::bounded(count);
-        for _ in 0..count {
-            // The channel has room for every buffer, so this cannot block or fail.
-            let _ = give_back.send(AlignedBuf::new(len, align));
+        Self {
+            free,
+            give_back,
+            made: AtomicUsize::new(0),
+            count,
+            len,
+            align,
         }
-        Self { free, give_back }
     }
 
-    /// Waits for a free buffer; `None` only if every buffer was lost, which cannot happen while the pool lives.
+    /// A free buffer, a new one while fewer than `count` exist, or else waits for one
+    /// to come back; `None` only if every buffer was lost, which cannot happen while
+    /// the pool lives.
     pub(crate) fn take(&self) -> Option<AlignedBuf> {
+        if let Ok(buf) = self.free.try_recv() {
+            return Some(buf);
+        }
+        let fresh = self
+            .made
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |made| {
+                (made < self.count).then_some(made + 1)
+            })
+            .is_ok();
+        if fresh {
+            return Some(AlignedBuf::new(self.len, self.align));
+        }
         self.free.recv().ok()
     }
 
@@ -174,5 +223,32 @@ mod tests {
             assert_eq!(buf.as_ptr() as usize % boundary, 0, "a {len}-byte buffer");
             assert!(buf.iter().all(|&b| b == 0), "a {len}-byte buffer starts zeroed");
         }
+    }
+
+    #[test]
+    fn a_pool_makes_buffers_only_when_taken_and_never_more_than_its_count() {
+        let pool = Pool::new(3, 4096, 512);
+        assert_eq!(pool.made.load(Ordering::Relaxed), 0, "nothing is made up front");
+        let first = pool.take().expect("a buffer");
+        let first_at = first.as_ptr();
+        let chunk = Chunk::new(first, 0, 4096, 4096, pool.recycler());
+        let second = pool.take().expect("a buffer");
+        assert_eq!(pool.made.load(Ordering::Relaxed), 2);
+        drop(chunk);
+        let again = pool.take().expect("a buffer");
+        assert_eq!(
+            again.as_ptr(),
+            first_at,
+            "a returned buffer is reused before a new one is made"
+        );
+        assert_eq!(pool.made.load(Ordering::Relaxed), 2);
+        let third = pool.take().expect("a buffer");
+        assert_eq!(pool.made.load(Ordering::Relaxed), 3);
+        let held = [second, again, third].map(|b| Chunk::new(b, 0, 0, 0, pool.recycler()));
+        drop(held);
+        let taken: Vec<AlignedBuf> = (0..3).map(|_| pool.take().expect("a returned buffer")).collect();
+        assert_eq!(pool.made.load(Ordering::Relaxed), 3, "the count is a ceiling");
+        assert!(pool.free.is_empty(), "all three are out; a fourth take would wait");
+        drop(taken);
     }
 }
