@@ -46,17 +46,30 @@ fn yes(answer: &str) -> bool {
     matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// Finds the drives `args.to` names and applies the safety policy, asking what
-/// must be asked. Paths that are no device are file targets. Nothing is opened:
-/// the writer re-checks everything itself.
-pub fn choose(args: &WriteArgs, image: &Image) -> Result<Chosen, NotChosen> {
-    let mut chosen = Chosen { targets: Vec::new() };
-    let any_device = args.to.iter().any(|p| path_kind(p) == PathKind::Device);
-    let drives = if any_device {
-        graver_drives::list().map_err(|e| (Exit::from(&e), e.to_string()))?
+/// The drives [`choose`] needs: the system's list when any of `args.to` is a device
+/// path, none otherwise. Kept apart from [`choose`] so that a caller can list them
+/// while it opens the image.
+///
+/// # Errors
+/// When the drives cannot be listed.
+pub fn drives_for(args: &WriteArgs) -> Result<Vec<Drive>, graver_drives::DriveError> {
+    if args.to.iter().any(|p| path_kind(p) == PathKind::Device) {
+        graver_drives::list()
     } else {
-        Vec::new()
-    };
+        Ok(Vec::new())
+    }
+}
+
+/// Finds the drives `args.to` names among `drives` (from [`drives_for`]) and applies
+/// the safety policy, asking what must be asked. Paths that are no device are file
+/// targets. Nothing is opened: the writer re-checks everything itself.
+pub fn choose(
+    args: &WriteArgs,
+    image: &Image,
+    drives: Result<Vec<Drive>, graver_drives::DriveError>,
+) -> Result<Chosen, NotChosen> {
+    let mut chosen = Chosen { targets: Vec::new() };
+    let drives = drives.map_err(|e| (Exit::from(&e), e.to_string()))?;
     let facts = ImageFacts::of(image);
     let mut picked: Vec<(&Drive, Vec<String>)> = Vec::new();
     for path in &args.to {

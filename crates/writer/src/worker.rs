@@ -434,6 +434,24 @@ fn open_image(file: File, name: &Path) -> Result<Image, Response> {
     })
 }
 
+/// The image, unless it decodes to nothing: refused here, before any drive is
+/// unmounted or opened, whatever the front end checked (the engine refuses it too).
+fn probed(image: Image, name: &Path) -> Result<Image, Response> {
+    match graver_image::probe(&image) {
+        Ok(probe) => match probe.refusal() {
+            Some(refusal) => Err(Response::JobFailed {
+                kind: ErrorKind::BadInput,
+                message: format!("{}: {refusal}", name.display()),
+            }),
+            None => Ok(image),
+        },
+        Err(e) => Err(Response::JobFailed {
+            kind: ErrorKind::BadInput,
+            message: e.to_string(),
+        }),
+    }
+}
+
 /// A target that passed every check, opened and ready.
 struct Checked {
     target: Target,
@@ -532,40 +550,35 @@ fn run_write<W: Write + Send>(
     cancel: &CancelToken,
 ) -> Response {
     let started = Instant::now();
-    let image = match open_image(image, &job.image) {
-        Ok(image) => image,
-        Err(response) => return response,
-    };
     if job.targets.is_empty() {
         return Response::JobFailed {
             kind: ErrorKind::Refused,
             message: "no target given".into(),
         };
     }
-    // Before any drive is unmounted or opened: an image that decodes to nothing is refused
-    // here whatever the front end checked (the engine refuses it too, before a write).
-    match graver_image::probe(&image) {
-        Ok(probe) => {
-            if let Some(refusal) = probe.refusal() {
-                return Response::JobFailed {
-                    kind: ErrorKind::BadInput,
-                    message: format!("{}: {refusal}", job.image.display()),
-                };
-            }
-        }
-        Err(e) => {
-            return Response::JobFailed {
-                kind: ErrorKind::BadInput,
-                message: e.to_string(),
-            };
-        }
-    }
-    let drives = match graver_drives::list() {
-        Ok(drives) => drives,
-        Err(e) => {
+    // The drives are listed while the image is opened and probed: each takes a few
+    // milliseconds, and neither needs the other.
+    let (image, drives) = std::thread::scope(|scope| {
+        let listing = scope.spawn(graver_drives::list);
+        let image = open_image(image, &job.image).and_then(|image| probed(image, &job.image));
+        (image, listing.join())
+    });
+    let image = match image {
+        Ok(image) => image,
+        Err(response) => return response,
+    };
+    let drives = match drives {
+        Ok(Ok(drives)) => drives,
+        Ok(Err(e)) => {
             return Response::JobFailed {
                 kind: ErrorKind::Io,
                 message: e.to_string(),
+            };
+        }
+        Err(_) => {
+            return Response::JobFailed {
+                kind: ErrorKind::Io,
+                message: "listing the drives failed".into(),
             };
         }
     };

@@ -11,7 +11,7 @@ use graver_writer::protocol::{Eject, JobResult, Outcome, VerifyJob, WriteJob};
 use serde::Serialize;
 
 use super::{ChecksumLine, checksum_line, describe_image, fail, open_image, verdict_sentence};
-use crate::choose::choose;
+use crate::choose::{choose, drives_for};
 use crate::cli::{VerifyArgs, WriteArgs};
 use crate::exit::Exit;
 use crate::output::{Reporter, cancel_on_interrupt, json_line};
@@ -71,27 +71,21 @@ fn ended_without_result(event: &Event) -> Option<(Exit, String)> {
 
 /// `graver write`.
 pub fn write(args: &WriteArgs) -> Exit {
-    let image = match open_image(&args.image, args.json) {
+    // The drives are listed while the image is opened and probed: each takes a few
+    // milliseconds, and neither needs the other.
+    let (image, drives) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| drives_for(args));
+        let image = open_image(&args.image, args.json).and_then(|image| probed(image, args.json));
+        (image, listing.join())
+    });
+    let image = match image {
         Ok(image) => image,
         Err(exit) => return exit,
     };
-    // An empty image must not get as far as a drive; a strange one is worth a word first.
-    match graver_image::probe(&image) {
-        Ok(probe) => {
-            if let Some(refusal) = probe.refusal() {
-                return fail(
-                    args.json,
-                    Exit::BadInput,
-                    &format!("{}: {refusal}", image.path().display()),
-                );
-            }
-            if let Some(warning) = probe.warning() {
-                warn(args.json, &format!("{}: {warning}", image.path().display()));
-            }
-        }
-        Err(e) => return fail(args.json, Exit::from(&e), &e.to_string()),
-    }
-    let chosen = match choose(args, &image) {
+    let Ok(drives) = drives else {
+        return fail(args.json, Exit::Io, "listing the drives failed");
+    };
+    let chosen = match choose(args, &image, drives) {
         Ok(chosen) => chosen,
         Err((exit, message)) => return fail(args.json, exit, &message),
     };
@@ -114,6 +108,27 @@ pub fn write(args: &WriteArgs) -> Exit {
             Some((exit, message)) => fail(args.json, exit, &message),
             None => fail(args.json, Exit::Io, "the writer ended without a result"),
         },
+    }
+}
+
+/// The image, unless it decodes to nothing: an empty image must not get as far as a
+/// drive, and a strange one is worth a word first.
+fn probed(image: Image, json: bool) -> Result<Image, Exit> {
+    match graver_image::probe(&image) {
+        Ok(probe) => {
+            if let Some(refusal) = probe.refusal() {
+                return Err(fail(
+                    json,
+                    Exit::BadInput,
+                    &format!("{}: {refusal}", image.path().display()),
+                ));
+            }
+            if let Some(warning) = probe.warning() {
+                warn(json, &format!("{}: {warning}", image.path().display()));
+            }
+            Ok(image)
+        }
+        Err(e) => Err(fail(json, Exit::from(&e), &e.to_string())),
     }
 }
 
