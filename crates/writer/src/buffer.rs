@@ -42,13 +42,13 @@ unsafe impl Sync for AlignedBuf {}
 impl AlignedBuf {
     /// Allocates `len` zeroed bytes aligned to `align` (a power of two).
     ///
-    /// The memory comes zeroed from the allocator (`calloc`), which for blocks this
-    /// large maps fresh pages from the OS that are zero without being written: the
+    /// The memory comes zeroed from the allocator (`calloc`), which for blocks of a
+    /// MiB and more usually maps fresh pages from the OS, zero without being written: the
     /// pages are only touched, and only then chosen (huge or not), when the buffer is
     /// first filled. Asking the allocator for the alignment itself would not do: a
     /// zeroed allocation with an alignment above 16 is an aligned one plus a `memset`
-    /// that touches every page up front, which cost ~14 ms of a job's start for the
-    /// six transfer buffers.
+    /// that touches every page up front, which cost ~14 ms of a job's start when six
+    /// transfer buffers were made up front.
     ///
     /// # Panics
     /// When `align` is not a power of two or the allocation fails, which are
