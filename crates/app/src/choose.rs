@@ -60,20 +60,15 @@ pub fn drives_for(args: &WriteArgs) -> Result<Vec<Drive>, graver_drives::DriveEr
     }
 }
 
-/// Finds the drives `args.to` names among `drives` (from [`drives_for`]) and applies
+/// Finds the drives `args.to` names among `drives` (see [`drives_for`]) and applies
 /// the safety policy, asking what must be asked. Paths that are no device are file
 /// targets. Nothing is opened: the writer re-checks everything itself.
-pub fn choose(
-    args: &WriteArgs,
-    image: &Image,
-    drives: Result<Vec<Drive>, graver_drives::DriveError>,
-) -> Result<Chosen, NotChosen> {
+pub fn choose(args: &WriteArgs, image: &Image, drives: &[Drive]) -> Result<Chosen, NotChosen> {
     let mut chosen = Chosen { targets: Vec::new() };
-    let drives = drives.map_err(|e| (Exit::from(&e), e.to_string()))?;
     let facts = ImageFacts::of(image);
     let mut picked: Vec<(&Drive, Vec<String>)> = Vec::new();
     for path in &args.to {
-        let drive = match resolve(&drives, path) {
+        let drive = match resolve(drives, path) {
             Resolved::File => {
                 if !args.overwrite && path.exists() {
                     let e = graver_drives::DriveError::FileExists(path.clone());

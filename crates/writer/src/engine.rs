@@ -256,7 +256,6 @@ fn pipeline(
     let pool = Pool::new(POOL_BUFFERS, CHUNK_SIZE, block);
     let mut senders = Vec::new();
     let mut held = Vec::new();
-    let (hash_tx, hash_rx) = crossbeam_channel::bounded(POOL_BUFFERS);
 
     let (read_result, digests) = std::thread::scope(|scope| {
         let mut writers = Vec::new();
@@ -274,6 +273,7 @@ fn pipeline(
         // Nothing to hash when nothing is verified and no SHA-256 is asked for: the
         // hasher is then not started, and the reader wakes no thread for it per chunk.
         let hasher = (options.sha256 || options.verify).then(|| {
+            let (hash_tx, hash_rx) = crossbeam_channel::bounded(POOL_BUFFERS);
             senders.push(hash_tx);
             scope.spawn(move || hash_stage(&hash_rx, options.sha256, options.verify))
         });

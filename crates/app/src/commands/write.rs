@@ -82,10 +82,12 @@ pub fn write(args: &WriteArgs) -> Exit {
         Ok(image) => image,
         Err(exit) => return exit,
     };
-    let Ok(drives) = drives else {
-        return fail(args.json, Exit::Io, "listing the drives failed");
+    let drives = match drives {
+        Ok(Ok(drives)) => drives,
+        Ok(Err(e)) => return fail(args.json, Exit::from(&e), &e.to_string()),
+        Err(_) => return fail(args.json, Exit::Io, "listing the drives failed"),
     };
-    let chosen = match choose(args, &image, drives) {
+    let chosen = match choose(args, &image, &drives) {
         Ok(chosen) => chosen,
         Err((exit, message)) => return fail(args.json, exit, &message),
     };
