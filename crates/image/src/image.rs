@@ -9,10 +9,14 @@ use flate2::read::{DeflateDecoder, MultiGzDecoder};
 
 use crate::format::{le32, read_up_to, sniff};
 use crate::reader::{CountingFile, NamedErrors, SharedFile};
-use crate::{Format, ImageError, ImageReader, MemoryBudget, xz, zip, zstd};
+use crate::{DirectReader, Format, ImageError, ImageReader, MemoryBudget, xz, zip, zstd};
 
 /// How far ahead the decoders read from the file.
 const READ_AHEAD: usize = 1 << 18;
+/// The largest zstd window [`Image::direct_reader`] takes on: the caller's buffers
+/// hold a window each, and more would be memory the streaming decoder does not need.
+#[cfg(feature = "native-codecs")]
+const DIRECT_WINDOW_MAX: u64 = 8 << 20;
 /// The rough expansion assumed for bzip2, which records no size anywhere.
 const BZIP2_RATIO: u64 = 5;
 /// Deflate cannot expand data more than this (a 258-byte match costs at least two bits).
@@ -240,6 +244,31 @@ impl Image {
 
     fn shared(&self) -> SharedFile {
         SharedFile::new(Arc::clone(&self.file), self.file_size)
+    }
+
+    /// A decoder that writes the image straight into the caller's buffers, when this
+    /// build and image have one: a zstd file (not a zip entry) whose frames ask for
+    /// windows of at most 8 MiB (every level up to 19), decoded by libzstd. `None`
+    /// otherwise; [`Image::reader`] serves every image.
+    ///
+    /// # Errors
+    /// When libzstd cannot make its decoding context.
+    pub fn direct_reader(&self) -> Result<Option<DirectReader>, ImageError> {
+        #[cfg(feature = "native-codecs")]
+        if let Layout::Zstd { largest_window } = self.layout
+            && largest_window <= DIRECT_WINDOW_MAX
+        {
+            let consumed = Arc::new(AtomicU64::new(0));
+            let file = CountingFile::new(self.shared(), Arc::clone(&consumed));
+            let direct = crate::zstd_direct::Direct::new(file, self.file_size, largest_window).map_err(|source| {
+                ImageError::Io {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
+            return Ok(Some(DirectReader::new(direct, consumed)));
+        }
+        Ok(None)
     }
 
     /// A fresh stream of the decompressed image, starting at its first byte.

@@ -109,6 +109,8 @@ mod reader;
 mod xz;
 mod zip;
 mod zstd;
+#[cfg(feature = "native-codecs")]
+mod zstd_direct;
 
 pub use crate::{
     budget::MemoryBudget,
@@ -118,7 +120,7 @@ pub use crate::{
     hashing::{ImageDigests, hash_image},
     image::{Image, ImageSize},
     probe::{PROBE_LEN, Probe, SECTOR, probe, signature},
-    reader::ImageReader,
+    reader::{DirectReader, ImageReader},
 };
 
 #[cfg(not(any(feature = "native-codecs", feature = "pure-rust-codecs")))]
@@ -173,6 +175,73 @@ pub mod fuzzing {
         let gzip = image::sample(&mut Cursor::new(data), size, Format::Gzip).ok()?;
         let bzip2 = image::sample(&mut Cursor::new(data), size, Format::Bzip2).ok()?;
         Some((image::gzip_size(&gzip, trailer, size), image::bzip2_size(&bzip2, size)))
+    }
+
+    /// The direct zstd decoder against the streaming one, over a file the walk at open
+    /// accepts: both must give the same bytes, or both fail (or only the direct one, for
+    /// what libzstd's streaming decoder lets through: a frame shorter than its header
+    /// records, a compressed block of no bytes). A disagreement panics.
+    /// Windows over 1 MiB are passed over to keep each run small.
+    #[cfg(feature = "native-codecs")]
+    pub fn zstd_direct(data: &[u8]) -> Result<usize, String> {
+        use std::io::Read;
+        const LIMIT: usize = 32 << 20;
+        let walk = zstd::walk(&mut Cursor::new(data), data.len() as u64)?;
+        if walk.largest_window > 1 << 20 {
+            return Err("a window over 1 MiB".into());
+        }
+        let mut direct = crate::zstd_direct::Direct::new(Cursor::new(data), data.len() as u64, walk.largest_window)
+            .map_err(|e| e.to_string())?;
+        let want = direct.min_want();
+        let mut buffers = [
+            vec![0u8; want + crate::DirectReader::SLACK],
+            vec![0u8; want + crate::DirectReader::SLACK],
+        ];
+        let mut direct_out = Vec::new();
+        // Ok(true) at the end of the data, Ok(false) at the limit.
+        let direct_result = loop {
+            let [previous, current] = &mut buffers;
+            let history = (!direct_out.is_empty()).then_some(previous.as_slice());
+            match direct.fill(history, current, want) {
+                Ok(len) => {
+                    direct_out.extend_from_slice(&current[..len]);
+                    if len < want {
+                        break Ok(true);
+                    }
+                    if direct_out.len() >= LIMIT {
+                        break Ok(false);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+            buffers.swap(0, 1);
+        };
+        // As far as the direct decoder got, and one byte more if it found the end: the
+        // stream must end where it ended. Where it failed, the stream must fail too.
+        let take = match &direct_result {
+            Ok(true) => direct_out.len() + 1,
+            Ok(false) => direct_out.len(),
+            Err(_) => LIMIT + want + 1,
+        };
+        let mut streamed = Vec::new();
+        let stream_result = zstd::native_reader(data, walk.largest_window)
+            .and_then(|reader| reader.take(take as u64).read_to_end(&mut streamed));
+        match (direct_result, stream_result) {
+            (Ok(_), Ok(_)) => {
+                assert!(direct_out == streamed, "the decoders disagree");
+                Ok(direct_out.len())
+            }
+            (Err(e), Err(_)) => Err(e.to_string()),
+            // Stricter than libzstd's streaming decoder, on purpose.
+            (Err(e), Ok(_))
+                if crate::zstd_direct::STRICTER
+                    .iter()
+                    .any(|why| e.to_string().contains(why)) =>
+            {
+                Err(e.to_string())
+            }
+            (direct, stream) => panic!("one decoder failed: direct {direct:?}, stream {stream:?}"),
+        }
     }
 
     /// A checksum file's text: the digest it gives for `foo.img.xz` or `foo.img`.

@@ -43,6 +43,80 @@ impl fmt::Debug for ImageReader {
     }
 }
 
+/// A zstd image decoded straight into the caller's buffers, with no copy in between:
+/// what the write pipeline uses when [`Image::direct_reader`](crate::Image::direct_reader)
+/// offers one.
+///
+/// Each call to [`DirectReader::fill`] decodes into a buffer of its own, and the history
+/// the next buffer's bytes refer back to stays in the buffer before it, so the caller
+/// keeps that one unchanged, and hands it back, until the next is full.
+pub struct DirectReader {
+    inner: DirectInner,
+    consumed: Arc<AtomicU64>,
+}
+
+#[cfg(feature = "native-codecs")]
+type DirectInner = crate::zstd_direct::Direct<CountingFile>;
+/// Without libzstd there is no direct decoder, and no value of this type.
+#[cfg(not(feature = "native-codecs"))]
+type DirectInner = std::convert::Infallible;
+
+impl DirectReader {
+    /// Room every buffer needs past the bytes asked of it: one whole block, which is
+    /// decoded whole once started.
+    pub const SLACK: usize = 128 << 10;
+
+    #[cfg(feature = "native-codecs")]
+    pub(crate) fn new(inner: DirectInner, consumed: Arc<AtomicU64>) -> DirectReader {
+        DirectReader { inner, consumed }
+    }
+
+    /// The least [`DirectReader::fill`] may be asked for at a time: the largest window
+    /// of the image plus [`DirectReader::SLACK`], so that every back-reference lands
+    /// in the previous buffer.
+    pub fn min_want(&self) -> usize {
+        #[cfg(feature = "native-codecs")]
+        return self.inner.min_want();
+        #[cfg(not(feature = "native-codecs"))]
+        match self.inner {}
+    }
+
+    /// A shared counter of the compressed bytes consumed so far, as
+    /// [`ImageReader::consumed`].
+    pub fn consumed(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.consumed)
+    }
+
+    /// Decodes the next `want` bytes of the image into `dst[..want]` and returns how
+    /// many there were: `want`, or fewer at the end of the image.
+    ///
+    /// `dst` must be at least `want +` [`DirectReader::SLACK`] long and `want` at least
+    /// [`DirectReader::min_want`]. `previous` must be the buffer the previous call
+    /// filled, unchanged since; the first call passes `None`.
+    ///
+    /// # Errors
+    /// As [`ImageReader`]'s reads: [`io::ErrorKind::InvalidData`] naming zstd for
+    /// corrupt or truncated data, another kind for a failed read of the file; and
+    /// [`io::ErrorKind::InvalidInput`] for buffers that break the rules above.
+    pub fn fill(&mut self, previous: Option<&[u8]>, dst: &mut [u8], want: usize) -> io::Result<usize> {
+        #[cfg(feature = "native-codecs")]
+        return self.inner.fill(previous, dst, want);
+        #[cfg(not(feature = "native-codecs"))]
+        {
+            let _ = (previous, dst, want);
+            match self.inner {}
+        }
+    }
+}
+
+impl fmt::Debug for DirectReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectReader")
+            .field("consumed", &self.consumed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Marks an error that came from reading the file itself, so the layer that names
 /// decoder errors after the format can let it through unchanged.
 #[derive(Debug)]
@@ -171,7 +245,7 @@ impl<R: Read> Read for NamedErrors<R> {
     }
 }
 
-fn name_error(e: io::Error, format: Format) -> io::Error {
+pub(crate) fn name_error(e: io::Error, format: Format) -> io::Error {
     if e.kind() == io::ErrorKind::Interrupted || matches!(e.get_ref(), Some(inner) if inner.is::<SourceError>()) {
         return e;
     }

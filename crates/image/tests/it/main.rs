@@ -4,6 +4,7 @@
 
 mod checksums;
 mod damage;
+mod direct;
 mod formats;
 mod fuzz_corpus;
 mod limits;
