@@ -118,6 +118,44 @@ fn verify_finds_a_changed_byte() {
     );
 }
 
+/// zstd images whose windows make the engine's buffers larger (8 MiB: decoded
+/// straight into 12 MiB buffers) or leave decoding to the streaming decoder (64 MiB),
+/// written and then compared with `graver verify` on a real loop device.
+#[test]
+fn writes_and_verifies_zst_with_large_windows() {
+    require_root!();
+    let fx = fixture();
+    let dir = scratch();
+    for (name, args) in [
+        ("wlog23.img.zst", ["-q", "-3", "--zstd=wlog=23"]),
+        ("long.img.zst", ["-q", "-1", "--long=26"]),
+    ] {
+        let image = dir.path().join(name);
+        check(tool("zstd").args(args).arg(&fx.raw).arg("-o").arg(&image));
+        let device = Loop::new(64 * MIB);
+        run(write_to(&image, &device.dev).args(["--yes"]))
+            .expect_code(0)
+            .expect_stderr("wrote and verified");
+        assert_cmp(&fx.raw, &device.dev, fx.len);
+        run(graver()
+            .arg("verify")
+            .arg(&image)
+            .arg("--against")
+            .arg(&device.dev)
+            .arg("--yes"))
+        .expect_code(0);
+        device.flip_byte(20 * MIB + 3);
+        run(graver()
+            .arg("verify")
+            .arg(&image)
+            .arg("--against")
+            .arg(&device.dev)
+            .arg("--yes"))
+        .expect_code(6)
+        .expect_stderr("20971523");
+    }
+}
+
 /// A card whose capacity is whole 512-byte sectors but not whole 4096-byte blocks,
 /// written with an image of exactly its size (a dump of the same card): the last
 /// block is padded to 4096 bytes in memory but must stop at the end of the device.

@@ -194,6 +194,11 @@ impl Chunk {
     pub(crate) fn padded(&self) -> &[u8] {
         self.buf.as_deref().map_or(&[], |b| &b[..self.padded_len])
     }
+
+    /// The whole buffer, also past the image bytes.
+    pub(crate) fn whole(&self) -> &[u8] {
+        self.buf.as_deref().unwrap_or(&[])
+    }
 }
 
 impl Drop for Chunk {

@@ -10,13 +10,13 @@
 //! A buffer returns to the pool when the last of its users drops it, so the
 //! slowest consumer sets the pace and memory stays fixed.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use graver_image::{ImageSize, read_up_to};
+use graver_image::{DirectReader, ImageSize, read_up_to};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::xxh3_64;
@@ -126,6 +126,60 @@ enum Msg {
     End,
 }
 
+/// Where the reader stage gets the image's bytes.
+enum Decoder {
+    /// Any image, read into each buffer.
+    Stream(Box<dyn Read + Send>),
+    /// A decoder that writes into the buffers itself, its history kept in the
+    /// buffer before: no copy between decoding and writing.
+    Direct(DirectReader),
+}
+
+impl Decoder {
+    /// The direct decoder when the source has one, else its stream; and the counter of
+    /// compressed bytes consumed.
+    fn open(source: &dyn Source) -> io::Result<(Decoder, Arc<AtomicU64>)> {
+        if let Some(direct) = source.open_direct()? {
+            let consumed = direct.consumed();
+            return Ok((Decoder::Direct(direct), consumed));
+        }
+        let opened = source.open()?;
+        Ok((Decoder::Stream(opened.reader), opened.consumed))
+    }
+
+    /// Image bytes per chunk: [`CHUNK_SIZE`], or a multiple of it that holds a
+    /// direct decoder's window.
+    fn chunk_len(&self) -> usize {
+        match self {
+            Decoder::Stream(_) => CHUNK_SIZE,
+            Decoder::Direct(direct) => direct.min_want().next_multiple_of(CHUNK_SIZE),
+        }
+    }
+
+    /// The length of each pooled buffer.
+    fn buffer_len(&self) -> usize {
+        match self {
+            Decoder::Stream(_) => self.chunk_len(),
+            Decoder::Direct(_) => self.chunk_len() + DirectReader::SLACK,
+        }
+    }
+
+    /// Fills `buf` with the next `want` bytes, fewer only at the end of the image.
+    /// `previous` is the chunk the last call filled, which a direct decoder reads its
+    /// history from.
+    fn fill(&mut self, previous: Option<&Chunk>, buf: &mut [u8], want: usize) -> io::Result<usize> {
+        match self {
+            Decoder::Stream(reader) => read_up_to(reader, &mut buf[..want]),
+            Decoder::Direct(direct) => direct.fill(previous.map(Chunk::whole), buf, want),
+        }
+    }
+
+    /// Whether [`Decoder::fill`] needs the previous chunk.
+    fn keeps_history(&self) -> bool {
+        matches!(self, Decoder::Direct(_))
+    }
+}
+
 /// Digests of everything that was written, from the hasher thread.
 struct Digests {
     sha256: Option<[u8; 32]>,
@@ -150,10 +204,10 @@ pub fn write(
     cancel: &CancelToken,
 ) -> Result<WriteReport, WriteError> {
     let start = Instant::now();
-    let opened = source.open().map_err(WriteError::from_source)?;
+    let (decoder, consumed) = Decoder::open(source).map_err(WriteError::from_source)?;
     let tracker = Tracker::new(
         devices.iter().map(|d| d.name()).collect(),
-        Arc::clone(&opened.consumed),
+        consumed,
         source.file_size(),
         source.size(),
     );
@@ -188,7 +242,7 @@ pub fn write(
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| run_ticker(&tracker, &ticker_stop, on_progress));
         let outcome = pipeline(
-            opened.reader,
+            decoder,
             devices,
             &mut results,
             &stamps,
@@ -243,7 +297,7 @@ fn finish_progress(tracker: &Tracker, on_progress: &(dyn Fn(&Progress) + Sync)) 
     reason = "one internal call site; a struct would only rename them"
 )]
 fn pipeline(
-    reader: Box<dyn Read + Send>,
+    decoder: Decoder,
     devices: &mut [&mut dyn Device],
     results: &mut [Option<Result<Written, WriteError>>],
     stamps: &[Stamps],
@@ -253,7 +307,7 @@ fn pipeline(
     source: &dyn Source,
     cancel: &CancelToken,
 ) -> Result<Option<[u8; 32]>, WriteError> {
-    let pool = Pool::new(POOL_BUFFERS, CHUNK_SIZE, block);
+    let pool = Pool::new(POOL_BUFFERS, decoder.buffer_len(), block);
     let mut senders = Vec::new();
     let mut held = Vec::new();
 
@@ -277,7 +331,7 @@ fn pipeline(
             senders.push(hash_tx);
             scope.spawn(move || hash_stage(&hash_rx, options.sha256, options.verify))
         });
-        let read_result = read_stage(reader, &pool, &senders, tracker, block, cancel);
+        let read_result = read_stage(decoder, &pool, &senders, tracker, block, cancel);
         drop(senders);
         for writer in writers {
             held.push(writer.join().unwrap_or_else(|_| Err(WriteError::SourceFailed)));
@@ -355,7 +409,7 @@ fn pipeline(
 /// Reads the image into pooled chunks and hands each to every consumer (the writers,
 /// and the hasher when there is one); returns the image length.
 fn read_stage(
-    mut reader: Box<dyn Read + Send>,
+    mut decoder: Decoder,
     pool: &Pool,
     consumers: &[Sender<Msg>],
     tracker: &Tracker,
@@ -367,6 +421,9 @@ fn read_stage(
             state.set_phase(Phase::Writing);
         }
     }
+    let want = decoder.chunk_len();
+    // The chunk filled last, held for a direct decoder: its history.
+    let mut previous: Option<Arc<Chunk>> = None;
     let mut offset = 0u64;
     loop {
         if cancel.is_cancelled() {
@@ -379,7 +436,9 @@ fn read_stage(
         let Some(mut buf) = pool.take() else {
             return Err(WriteError::SourceFailed);
         };
-        let len = read_up_to(&mut reader, &mut buf).map_err(WriteError::from_source)?;
+        let len = decoder
+            .fill(previous.as_deref(), &mut buf, want)
+            .map_err(WriteError::from_source)?;
         if len == 0 {
             break;
         }
@@ -390,8 +449,11 @@ fn read_stage(
             let _ = consumer.send(Msg::Chunk(Arc::clone(&chunk)));
         }
         offset += len as u64;
-        if len < CHUNK_SIZE {
+        if len < want {
             break;
+        }
+        if decoder.keeps_history() {
+            previous = Some(chunk);
         }
     }
     for consumer in consumers {
@@ -828,21 +890,16 @@ pub fn compare(
             capacity,
         });
     }
-    let opened = source.open().map_err(WriteError::from_source)?;
-    let tracker = Tracker::new(
-        vec![device.name()],
-        Arc::clone(&opened.consumed),
-        source.file_size(),
-        source.size(),
-    );
+    let (decoder, consumed) = Decoder::open(source).map_err(WriteError::from_source)?;
+    let tracker = Tracker::new(vec![device.name()], consumed, source.file_size(), source.size());
     let block = device.block_size().max(4096);
-    let pool = Pool::new(POOL_BUFFERS, CHUNK_SIZE, block);
+    let pool = Pool::new(POOL_BUFFERS, decoder.buffer_len(), block);
     let (tx, rx) = crossbeam_channel::bounded(POOL_BUFFERS);
     let (stop_ticker, ticker_stop) = crossbeam_channel::bounded::<()>(0);
     let state = &tracker.devices[0];
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| run_ticker(&tracker, &ticker_stop, on_progress));
-        let reader = scope.spawn(|| read_stage(opened.reader, &pool, &[tx], &tracker, block, cancel));
+        let reader = scope.spawn(|| read_stage(decoder, &pool, &[tx], &tracker, block, cancel));
         state.set_phase(Phase::Verifying);
         let compared = compare_stage(device, &rx, state, block, cancel);
         if compared.is_err() {
@@ -884,6 +941,10 @@ fn compare_stage(
         let end = chunk.offset + chunk.len as u64;
         fits(device, end)?;
         let padded = on_device(device.capacity(), chunk.offset, chunk.padded_len);
+        if buf.len() < padded {
+            // A direct decoder's chunks can be a multiple of the usual size.
+            buf = AlignedBuf::new(padded, block);
+        }
         let got = device
             .read_at(chunk.offset, &mut buf[..padded])
             .map_err(|source| WriteError::ReadBack {

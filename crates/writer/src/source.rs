@@ -4,7 +4,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use graver_image::{Image, ImageSize};
+use graver_image::{DirectReader, Image, ImageSize};
 
 /// A stream of the decompressed image and the counter of compressed bytes it has consumed.
 pub struct Opened {
@@ -22,6 +22,15 @@ pub trait Source: Sync {
     /// # Errors
     /// When the image cannot be opened.
     fn open(&self) -> io::Result<Opened>;
+    /// A fresh decoder that writes into the engine's buffers itself, when the source
+    /// has one (see [`Image::direct_reader`]); `None` otherwise, and the engine reads
+    /// from [`Source::open`].
+    ///
+    /// # Errors
+    /// When the image cannot be opened.
+    fn open_direct(&self) -> io::Result<Option<DirectReader>> {
+        Ok(None)
+    }
     /// Starts a stream at `offset` of the decompressed image when the source can get
     /// there without decoding what comes before (a raw image can); `None` otherwise,
     /// and the engine decodes its way there from [`Source::open`].
@@ -46,6 +55,10 @@ impl Source for Image {
             reader: Box::new(reader),
             consumed,
         })
+    }
+
+    fn open_direct(&self) -> io::Result<Option<DirectReader>> {
+        self.direct_reader().map_err(io::Error::other)
     }
 
     fn open_at(&self, offset: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
