@@ -5,6 +5,13 @@
 use graver_image::fuzzing;
 use graver_testkit::{FuzzTarget, replay_fuzz_corpus};
 
+#[cfg(feature = "native-codecs")]
+const NATIVE_TARGETS: [FuzzTarget; 1] = [("zstd_direct", |data| {
+    let _ = fuzzing::zstd_direct(data);
+})];
+#[cfg(not(feature = "native-codecs"))]
+const NATIVE_TARGETS: [FuzzTarget; 0] = [];
+
 const TARGETS: [FuzzTarget; 7] = [
     ("sniff", |data| {
         let _ = fuzzing::sniff(data);
@@ -32,4 +39,5 @@ const TARGETS: [FuzzTarget; 7] = [
 #[test]
 fn the_fuzz_corpus_and_crash_inputs_replay_cleanly() {
     assert!(replay_fuzz_corpus(&TARGETS) > 0);
+    assert!(NATIVE_TARGETS.is_empty() || replay_fuzz_corpus(&NATIVE_TARGETS) > 0);
 }
