@@ -8,7 +8,7 @@ use bzip2::read::{BzDecoder, MultiBzDecoder};
 use flate2::read::{DeflateDecoder, MultiGzDecoder};
 
 use crate::format::{le32, read_up_to, sniff};
-use crate::reader::{CountingFile, NamedErrors, SharedFile};
+use crate::reader::{CountingFile, NamedErrors, RecordedLength, SharedFile};
 use crate::{DirectReader, Format, ImageError, ImageReader, MemoryBudget, xz, zip, zstd};
 
 /// How far ahead the decoders read from the file.
@@ -307,7 +307,14 @@ impl Image {
                 Box::new(zip::CheckedEntry::new(decoded, entry))
             }
             (Layout::Zstd { largest_window }, _) => {
-                zstd_reader(BufReader::with_capacity(READ_AHEAD, file), *largest_window).map_err(io_error)?
+                let decoder =
+                    zstd_reader(BufReader::with_capacity(READ_AHEAD, file), *largest_window).map_err(io_error)?;
+                match self.size {
+                    // libzstd's streaming decoder lets a frame with an empty last block end
+                    // short of the size its header records: the total is held to it here.
+                    ImageSize::Exact(recorded) => Box::new(RecordedLength::new(decoder, recorded)),
+                    ImageSize::Estimate(_) | ImageSize::Unknown => decoder,
+                }
             }
             (Layout::Plain, Format::Gzip) => Box::new(MultiGzDecoder::new(BufReader::with_capacity(READ_AHEAD, file))),
             (Layout::Plain, Format::Bzip2) => Box::new(MultiBzDecoder::new(BufReader::with_capacity(READ_AHEAD, file))),

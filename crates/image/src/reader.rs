@@ -258,6 +258,44 @@ pub(crate) fn name_error(e: io::Error, format: Format) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("the {format} data is corrupt: {e}"))
 }
 
+/// A stream held to the length its format's headers record: ending short of it, or
+/// going past it, is corrupt data.
+pub(crate) struct RecordedLength<R> {
+    inner: R,
+    recorded: u64,
+    seen: u64,
+}
+
+impl<R> RecordedLength<R> {
+    pub(crate) fn new(inner: R, recorded: u64) -> RecordedLength<R> {
+        RecordedLength {
+            inner,
+            recorded,
+            seen: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for RecordedLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen += n as u64;
+        if self.seen > self.recorded {
+            return Err(invalid(format!(
+                "the frames hold more than the {} bytes their headers record",
+                self.recorded
+            )));
+        }
+        if n == 0 && !buf.is_empty() && self.seen < self.recorded {
+            return Err(invalid(format!(
+                "the frames hold {} bytes, fewer than the {} their headers record",
+                self.seen, self.recorded
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// An error for data that ends before its format says it should.
 pub(crate) fn truncated(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, what.to_owned())

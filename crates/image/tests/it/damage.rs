@@ -93,3 +93,14 @@ fn zstd_cut_inside_a_frame_is_refused_at_open() {
     let error = graver_image::Image::open(&path).unwrap_err();
     assert!(matches!(error, ImageError::Corrupt { .. }), "{error:?}");
 }
+
+#[test]
+fn a_zstd_frame_shorter_than_its_header_records_fails_with_either_decoder() {
+    // A frame recording 54784 bytes whose only block is an empty last one: the walk at
+    // open takes the recorded size; libzstd's streaming decoder would end with nothing.
+    let mut bytes = vec![0x28, 0xB5, 0x2F, 0xFD, 0x80, 0x00];
+    bytes.extend_from_slice(&54_784u32.to_le_bytes());
+    bytes.extend_from_slice(&[0x01, 0x00, 0x00]);
+    let message = expect_bad_input("image.img.zst", |file| *file = bytes);
+    assert!(message.contains("zstd"), "{message}");
+}

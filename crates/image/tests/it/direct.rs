@@ -9,7 +9,7 @@ use std::process::Command;
 
 use graver_image::{DirectReader, Image};
 
-use crate::util::{damaged_copy, fixtures, read_all};
+use crate::util::{ReadFailure, damaged_copy, fixtures, read_all};
 
 /// Decodes like the write pipeline does: each buffer filled in turn, the one before
 /// handed back as history. A buffer is scribbled over before reuse, so nothing can
@@ -188,4 +188,12 @@ fn a_frame_shorter_than_its_header_records_is_refused() {
         error.to_string().contains("fewer bytes than its header records"),
         "{error}"
     );
+    // The stream too: its total is held to the sizes the headers record.
+    match read_all(&path) {
+        Err(ReadFailure::Read(error)) => {
+            assert_eq!(error.kind(), ErrorKind::InvalidData, "{error}");
+            assert!(error.to_string().contains("fewer than the 54784"), "{error}");
+        }
+        other => panic!("the stream let a short frame through: {other:?}"),
+    }
 }
