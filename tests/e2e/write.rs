@@ -137,22 +137,17 @@ fn writes_and_verifies_zst_with_large_windows() {
             .expect_code(0)
             .expect_stderr("wrote and verified");
         assert_cmp(&fx.raw, &device.dev, fx.len);
-        run(graver()
-            .arg("verify")
-            .arg(&image)
-            .arg("--against")
-            .arg(&device.dev)
-            .arg("--yes"))
-        .expect_code(0);
+        let verify = || {
+            run(graver()
+                .arg("verify")
+                .arg(&image)
+                .arg("--against")
+                .arg(&device.dev)
+                .arg("--yes"))
+        };
+        verify().expect_code(0);
         device.flip_byte(20 * MIB + 3);
-        run(graver()
-            .arg("verify")
-            .arg(&image)
-            .arg("--against")
-            .arg(&device.dev)
-            .arg("--yes"))
-        .expect_code(6)
-        .expect_stderr("20971523");
+        verify().expect_code(6).expect_stderr("20971523");
     }
 }
 

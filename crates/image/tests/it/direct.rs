@@ -42,6 +42,14 @@ fn open_direct(path: &Path) -> DirectReader {
         .expect("a direct decoder")
 }
 
+/// How decoding all of `direct` fails, checked to be bad input.
+fn direct_failure(mut direct: DirectReader) -> io::Error {
+    let want = direct.min_want();
+    let error = direct_all(&mut direct, want).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidData, "{error}");
+    error
+}
+
 /// A zstd file of `data` made by the real tool with `args`, from a pipe (so the
 /// window is what `args` say, not cut to the input's size), in a fresh directory.
 fn compressed(data: &[u8], args: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -133,10 +141,7 @@ fn a_flipped_byte_fails_as_corrupt_zstd() {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x10;
     });
-    let mut direct = open_direct(&path);
-    let want = direct.min_want();
-    let error = direct_all(&mut direct, want).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::InvalidData, "{error}");
+    let error = direct_failure(open_direct(&path));
     assert!(error.to_string().contains("zstd"), "{error}");
 }
 
@@ -145,7 +150,7 @@ fn a_file_cut_after_it_was_opened_fails_as_truncated() {
     // The walk at open finds a cut; one made after it must still fail, not end early.
     for cut in [3, 1000, 100_000] {
         let (_scratch, path) = damaged_copy("skippable.zst", |_| {});
-        let mut direct = open_direct(&path);
+        let direct = open_direct(&path);
         let len = fs::metadata(&path).unwrap().len();
         fs::OpenOptions::new()
             .write(true)
@@ -153,9 +158,7 @@ fn a_file_cut_after_it_was_opened_fails_as_truncated() {
             .unwrap()
             .set_len(len - cut)
             .unwrap();
-        let want = direct.min_want();
-        let error = direct_all(&mut direct, want).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidData, "cut {cut}: {error}");
+        let error = direct_failure(direct);
         assert!(error.to_string().contains("truncated"), "cut {cut}: {error}");
     }
 }
@@ -180,10 +183,7 @@ fn a_frame_shorter_than_its_header_records_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("short.zst");
     fs::write(&path, &bytes).unwrap();
-    let mut direct = open_direct(&path);
-    let want = direct.min_want();
-    let error = direct_all(&mut direct, want).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::InvalidData, "{error}");
+    let error = direct_failure(open_direct(&path));
     assert!(
         error.to_string().contains("fewer bytes than its header records"),
         "{error}"
