@@ -101,7 +101,7 @@ struct Stamps {
     nonce: u64,
 }
 
-/// The outcome of [`write`].
+/// The outcome of [`write()`].
 #[derive(Debug)]
 pub struct WriteReport {
     /// Bytes of image written to each successful device.
