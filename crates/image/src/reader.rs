@@ -64,7 +64,7 @@ type DirectInner = std::convert::Infallible;
 impl DirectReader {
     /// Room every buffer needs past the bytes asked of it: one whole block, which is
     /// decoded whole once started.
-    pub const SLACK: usize = 128 << 10;
+    pub const SLACK: usize = crate::zstd::MAX_BLOCK;
 
     #[cfg(feature = "native-codecs")]
     pub(crate) fn new(inner: DirectInner, consumed: Arc<AtomicU64>) -> DirectReader {

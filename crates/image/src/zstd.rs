@@ -11,8 +11,10 @@ use crate::reader::{invalid, truncated};
 
 /// A guess at how much a compressed block expands, for frames that do not record their size.
 const COMPRESSED_BLOCK_RATIO: u64 = 4;
-/// The largest block the format allows.
-const MAX_BLOCK: u64 = 128 << 10;
+/// The largest block the format allows, stored or decoded.
+pub(crate) const MAX_BLOCK: usize = 128 << 10;
+/// A block header's type field for a compressed block.
+pub(crate) const COMPRESSED: u32 = 2;
 /// How much the walk reads at a time. A header beyond what was read costs one read of
 /// this size, so it is small: a walk of a file of large blocks reads a few hundred
 /// bytes per block instead of kilobytes; a file of tiny blocks is read a window of
@@ -104,14 +106,12 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
 
         let mut guessed = 0u64;
         loop {
-            let header = read_array::<_, 3>(file, "a block header")?;
-            let header = u32::from(header[0]) | u32::from(header[1]) << 8 | u32::from(header[2]) << 16;
-            let last = header & 1 != 0;
-            let block_size = u64::from(header >> 3);
-            if block_size > MAX_BLOCK {
+            let header = BlockHeader::parse(read_array::<_, 3>(file, "a block header")?);
+            let block_size = u64::from(header.size);
+            if block_size > MAX_BLOCK as u64 {
                 return Err("a block is larger than the format allows".into());
             }
-            let stored = match (header >> 1) & 0x03 {
+            let stored = match header.kind {
                 0 => {
                     guessed += block_size;
                     block_size
@@ -120,7 +120,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
                     guessed += block_size;
                     1
                 }
-                2 => {
+                COMPRESSED => {
                     guessed += block_size * COMPRESSED_BLOCK_RATIO;
                     block_size
                 }
@@ -129,7 +129,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
             let next = position + 3 + stored;
             skip(file, position + 3, next, file_size)?;
             position = next;
-            if last {
+            if header.last {
                 break;
             }
         }
@@ -153,6 +153,27 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
         return Err("the file holds only skippable frames and no zstd frame".into());
     }
     Ok(walk)
+}
+
+/// A block header: three bytes, little-endian.
+pub(crate) struct BlockHeader {
+    /// Whether the frame's last block.
+    pub(crate) last: bool,
+    /// 0 raw, 1 RLE, [`COMPRESSED`], 3 reserved.
+    pub(crate) kind: u32,
+    /// Bytes stored (raw, compressed) or repeated (RLE).
+    pub(crate) size: u32,
+}
+
+impl BlockHeader {
+    pub(crate) fn parse(bytes: [u8; 3]) -> BlockHeader {
+        let header = u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16;
+        BlockHeader {
+            last: header & 1 != 0,
+            kind: (header >> 1) & 0x03,
+            size: header >> 3,
+        }
+    }
 }
 
 /// The window a frame header's window descriptor stands for.
