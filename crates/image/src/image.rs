@@ -260,11 +260,9 @@ impl Image {
         {
             let consumed = Arc::new(AtomicU64::new(0));
             let file = CountingFile::new(self.shared(), Arc::clone(&consumed));
-            let direct = crate::zstd_direct::Direct::new(file, self.file_size, largest_window).map_err(|source| {
-                ImageError::Io {
-                    path: self.path.clone(),
-                    source,
-                }
+            let direct = crate::zstd_direct::Direct::new(file, largest_window).map_err(|source| ImageError::Io {
+                path: self.path.clone(),
+                source,
             })?;
             return Ok(Some(DirectReader::new(direct, consumed)));
         }

@@ -190,8 +190,8 @@ pub mod fuzzing {
         if walk.largest_window > 1 << 20 {
             return Err("a window over 1 MiB".into());
         }
-        let mut direct = crate::zstd_direct::Direct::new(Cursor::new(data), data.len() as u64, walk.largest_window)
-            .map_err(|e| e.to_string())?;
+        let mut direct =
+            crate::zstd_direct::Direct::new(Cursor::new(data), walk.largest_window).map_err(|e| e.to_string())?;
         let want = direct.min_want();
         let mut buffers = [
             vec![0u8; want + crate::DirectReader::SLACK],

@@ -14,16 +14,16 @@
 //! libzstd itself refuses an offset past the history it was given, so a frame that
 //! lies about its window is an error, never a read outside the buffers.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::ptr::NonNull;
 
 use zstd_sys as sys;
 
+use crate::DirectReader;
 use crate::Format;
 use crate::format::{is_skippable_magic, le32};
 use crate::reader::{invalid, name_error, truncated};
-
-use crate::DirectReader;
+use crate::zstd::{BlockHeader, COMPRESSED};
 
 /// Room a buffer needs past the bytes asked for: the largest block the format allows,
 /// since a block is decoded whole once decoding it has started.
@@ -81,12 +81,9 @@ struct Input<R> {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
-    /// The file's position at `buf[end]`, and its length.
-    position: u64,
-    file_size: u64,
 }
 
-impl<R: Read + Seek> Input<R> {
+impl<R: Read> Input<R> {
     /// Makes `n` bytes ready at `buf[start..]`; `false` when the file ends first.
     fn ready(&mut self, n: usize) -> io::Result<bool> {
         if self.end - self.start >= n {
@@ -105,10 +102,7 @@ impl<R: Read + Seek> Input<R> {
         while self.end - self.start < n {
             match self.file.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Ok(false),
-                Ok(read) => {
-                    self.end += read;
-                    self.position += read as u64;
-                }
+                Ok(read) => self.end += read,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -133,22 +127,21 @@ impl<R: Read + Seek> Input<R> {
         Ok(piece)
     }
 
-    /// Passes over `n` bytes without reading them.
-    fn skip(&mut self, n: u64) -> io::Result<()> {
-        let buffered = (self.end - self.start) as u64;
-        if n <= buffered {
-            self.start += usize::try_from(n).unwrap_or(0);
-            return Ok(());
+    /// Passes over the next `n` bytes. They are read, not sought past: a file cut
+    /// after it was opened must fail here, not look like a clean end after a seek.
+    fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        loop {
+            let here = self.end - self.start;
+            let step = usize::try_from(n).map_or(here, |n| n.min(here));
+            self.start += step;
+            n -= step as u64;
+            if n == 0 {
+                return Ok(());
+            }
+            if !self.ready(1)? {
+                return Err(truncated("the file ends inside a skippable zstd frame"));
+            }
         }
-        let target = self.position + (n - buffered);
-        if target > self.file_size {
-            return Err(truncated("the file ends inside a skippable zstd frame"));
-        }
-        self.file.seek(SeekFrom::Start(target))?;
-        self.position = target;
-        self.start = 0;
-        self.end = 0;
-        Ok(())
     }
 }
 
@@ -177,9 +170,9 @@ pub(crate) struct Direct<R> {
     min_want: usize,
 }
 
-impl<R: Read + Seek> Direct<R> {
+impl<R: Read> Direct<R> {
     /// A decoder of `file` (at its start), whose frames ask for at most `largest_window`.
-    pub(crate) fn new(file: R, file_size: u64, largest_window: u64) -> io::Result<Direct<R>> {
+    pub(crate) fn new(file: R, largest_window: u64) -> io::Result<Direct<R>> {
         let window = usize::try_from(largest_window)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a zstd window larger than memory"))?;
         Ok(Direct {
@@ -189,8 +182,6 @@ impl<R: Read + Seek> Direct<R> {
                 buf: vec![0; INPUT].into_boxed_slice(),
                 start: 0,
                 end: 0,
-                position: 0,
-                file_size,
             },
             in_frame: false,
             frame_size: None,
@@ -268,12 +259,14 @@ impl<R: Read + Seek> Direct<R> {
             // SAFETY: the context is valid.
             let kind = unsafe { sys::ZSTD_nextInputType(self.ctx.0.as_ptr()) };
             let src = self.input.take(need)?;
-            if kind == sys::ZSTD_nextInputType_e::ZSTDnit_blockHeader && src.len() == 3 {
+            if kind == sys::ZSTD_nextInputType_e::ZSTDnit_blockHeader
+                && let Ok(bytes) = <[u8; 3]>::try_from(src)
+            {
                 // A compressed block of no bytes: libzstd's one-pass decoder refuses it,
                 // its block-at-a-time one (and so its streaming one) takes it for an
                 // empty block. Refused here.
-                let header = u32::from(src[0]) | u32::from(src[1]) << 8 | u32::from(src[2]) << 16;
-                if (header >> 1) & 3 == 2 && header >> 3 == 0 {
+                let header = BlockHeader::parse(bytes);
+                if header.kind == COMPRESSED && header.size == 0 {
                     return Err(invalid(EMPTY_COMPRESSED_BLOCK));
                 }
             }

@@ -197,3 +197,31 @@ fn a_frame_shorter_than_its_header_records_is_refused() {
         other => panic!("the stream let a short frame through: {other:?}"),
     }
 }
+
+#[test]
+fn a_skippable_frame_longer_than_what_is_read_ahead_is_passed_over() {
+    // 600 KiB of user data before the image: passed over by a seek, not read.
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    bytes.extend_from_slice(&(600u32 << 10).to_le_bytes());
+    bytes.resize(bytes.len() + (600 << 10), 0x5A);
+    bytes.extend_from_slice(&fs::read(fixtures().path("image.img.zst")).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big-skippable.zst");
+    fs::write(&path, &bytes).unwrap();
+    let mut direct = open_direct(&path);
+    let want = direct.min_want();
+    let (decoded, _) = direct_all(&mut direct, want).unwrap();
+    assert!(decoded == fixtures().data, "direct decoding differs");
+
+    // Cut inside the skippable frame after the open: truncated, not an empty image.
+    let direct = open_direct(&path);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(300 << 10)
+        .unwrap();
+    let error = direct_failure(direct);
+    assert!(error.to_string().contains("truncated"), "{error}");
+}
