@@ -13,6 +13,8 @@ use crate::reader::{invalid, truncated};
 const COMPRESSED_BLOCK_RATIO: u64 = 4;
 /// The largest block the format allows, stored or decoded.
 pub(crate) const MAX_BLOCK: usize = 128 << 10;
+/// A block header's type field for a block of one byte repeated (RLE).
+pub(crate) const RLE: u32 = 1;
 /// A block header's type field for a compressed block.
 pub(crate) const COMPRESSED: u32 = 2;
 /// How much the walk reads at a time. A header beyond what was read costs one read of
@@ -116,7 +118,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
                     guessed += block_size;
                     block_size
                 }
-                1 => {
+                RLE => {
                     guessed += block_size;
                     1
                 }
@@ -159,7 +161,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
 pub(crate) struct BlockHeader {
     /// Whether the frame's last block.
     pub(crate) last: bool,
-    /// 0 raw, 1 RLE, [`COMPRESSED`], 3 reserved.
+    /// 0 raw, [`RLE`], [`COMPRESSED`], 3 reserved.
     pub(crate) kind: u32,
     /// Bytes stored (raw, compressed) or repeated (RLE).
     pub(crate) size: u32,

@@ -23,7 +23,7 @@ use crate::DirectReader;
 use crate::Format;
 use crate::format::{is_skippable_magic, le32};
 use crate::reader::{invalid, name_error, truncated};
-use crate::zstd::{BlockHeader, COMPRESSED};
+use crate::zstd::{BlockHeader, COMPRESSED, RLE};
 
 /// Room a buffer needs past the bytes asked for: the largest block the format allows,
 /// since a block is decoded whole once decoding it has started.
@@ -34,9 +34,14 @@ const INPUT: usize = 1 << 18;
 const SHORT_FRAME: &str = "a frame holds fewer bytes than its header records";
 /// Why a compressed block of no bytes is refused.
 const EMPTY_COMPRESSED_BLOCK: &str = "a compressed block of no bytes";
-/// What this decoder refuses and libzstd's streaming decoder lets through (its one-pass
-/// decoder refuses both).
-pub(crate) const STRICTER: [&str; 2] = [SHORT_FRAME, EMPTY_COMPRESSED_BLOCK];
+/// Why a repeated-byte block in a single-segment frame that records 0 bytes is refused.
+const RLE_IN_EMPTY_FRAME: &str = "a repeated-byte block in a frame of no bytes";
+/// What this decoder refuses and libzstd's streaming decoder lets through: its one-pass
+/// decoder refuses the first two, and its block-at-a-time decoder, which the streaming
+/// one uses unless the whole frame is at hand, the third.
+pub(crate) const STRICTER: [&str; 3] = [SHORT_FRAME, EMPTY_COMPRESSED_BLOCK, RLE_IN_EMPTY_FRAME];
+/// A frame header's single-segment flag: the window is the recorded content size.
+const SINGLE_SEGMENT: u8 = 0x20;
 /// The longest zstd frame header.
 const FRAME_HEADER_MAX: usize = 18;
 
@@ -165,6 +170,9 @@ pub(crate) struct Direct<R> {
     /// The content size the current frame's header records, and what it has decoded.
     frame_size: Option<u64>,
     frame_decoded: u64,
+    /// Whether the current frame's window is 0 bytes: a single-segment frame that
+    /// records 0 bytes, where no block may be larger than nothing.
+    empty_window: bool,
     finished: bool,
     last: Option<Last>,
     min_want: usize,
@@ -186,6 +194,7 @@ impl<R: Read> Direct<R> {
             in_frame: false,
             frame_size: None,
             frame_decoded: 0,
+            empty_window: false,
             finished: false,
             last: None,
             min_want: window.saturating_add(SLACK),
@@ -269,6 +278,14 @@ impl<R: Read> Direct<R> {
                 if header.kind == COMPRESSED && header.size == 0 {
                     return Err(invalid(EMPTY_COMPRESSED_BLOCK));
                 }
+                // libzstd's block-at-a-time decoder measures a repeated-byte block by
+                // its one stored byte, more than a window of 0 allows, and calls the
+                // data corrupt; its one-pass decoder, which the streaming one takes
+                // when the whole frame is at hand, lets the block through. Refused
+                // here with a reason of its own.
+                if header.kind == RLE && self.empty_window {
+                    return Err(invalid(RLE_IN_EMPTY_FRAME));
+                }
             }
             let room = &mut dst[pos..];
             // SAFETY: `src` is exactly the size libzstd asked for. libzstd writes at most
@@ -313,6 +330,10 @@ impl<R: Read> Direct<R> {
                 let size = unsafe { sys::ZSTD_getFrameContentSize(header.as_ptr().cast(), header.len()) };
                 // Unknown, or a header libzstd is about to refuse as corrupt.
                 self.frame_size = (size < u64::MAX - 1).then_some(size);
+                self.empty_window = header
+                    .get(4)
+                    .is_some_and(|&descriptor| descriptor & SINGLE_SEGMENT != 0)
+                    && self.frame_size == Some(0);
                 self.frame_decoded = 0;
                 // SAFETY: the context is valid; this resets it for a new frame, with no
                 // history from the last.

@@ -199,8 +199,42 @@ fn a_frame_shorter_than_its_header_records_is_refused() {
 }
 
 #[test]
+fn a_repeated_byte_block_in_a_frame_of_no_bytes_is_refused_and_only_there() {
+    // A single-segment frame recording 0 bytes has a window of 0 bytes. libzstd's
+    // block-at-a-time decoder takes a repeated-byte block there for corrupt data (it
+    // measures the block by its one stored byte), its one-pass decoder lets it
+    // through: the direct decoder refuses it with a reason of its own (found by the
+    // zstd_direct fuzz target).
+    let frame = |descriptor: u8, size_field: &[u8]| {
+        let mut bytes = vec![0x28, 0xB5, 0x2F, 0xFD, descriptor];
+        bytes.extend_from_slice(size_field);
+        // An empty repeated-byte block (its byte stored), then an empty last raw block.
+        bytes.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
+        bytes
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("single-segment.zst");
+    fs::write(&single, frame(0x20, &[0x00])).unwrap();
+    let error = direct_failure(open_direct(&single));
+    assert!(
+        error
+            .to_string()
+            .contains("a repeated-byte block in a frame of no bytes"),
+        "{error}"
+    );
+    // The same blocks in a frame that also records 0 bytes but has a window of its own
+    // (1 KiB, and a 4-byte size field) decode to nothing, as libzstd decodes them.
+    let windowed = dir.path().join("windowed.zst");
+    fs::write(&windowed, frame(0x80, &[0x00, 0x00, 0x00, 0x00, 0x00])).unwrap();
+    let mut direct = open_direct(&windowed);
+    let want = direct.min_want();
+    let (decoded, _) = direct_all(&mut direct, want).unwrap();
+    assert!(decoded.is_empty());
+}
+
+#[test]
 fn a_skippable_frame_longer_than_what_is_read_ahead_is_passed_over() {
-    // 600 KiB of user data before the image: passed over by a seek, not read.
+    // 600 KiB of user data before the image: passed over, read through rather than sought past.
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
     bytes.extend_from_slice(&(600u32 << 10).to_le_bytes());
