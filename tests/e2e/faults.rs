@@ -319,6 +319,37 @@ fn an_image_bigger_than_the_drive_is_refused_and_the_drive_left_alone() {
 }
 
 #[test]
+fn a_gzip_that_understates_its_size_is_stopped_part_way_as_too_small() {
+    // gzip records the size only in its trailer, so a file can claim less than it
+    // holds: 20 MiB claimed, 24 MiB held (8 MiB random, then zeros, so the claim is
+    // plausible for the compressed size and passes the check before writing), onto a
+    // drive of 22 MiB. The write must stop where the drive ends, say it is too
+    // small, and leave the stick unrecognisable, not hold a cut-off image.
+    require_faulty_drive!();
+    let dir = scratch();
+    let mut data = Rng::new(29).bytes(8 * MIB as usize);
+    data.resize(IMAGE as usize, 0);
+    let image = dir.path().join("understated.img");
+    std::fs::write(&image, data).unwrap();
+    check(tool("gzip").arg("-k").arg("-1").arg(&image));
+    let gz = dir.path().join("understated.img.gz");
+    let mut bytes = std::fs::read(&gz).unwrap();
+    let trailer = bytes.len() - 4;
+    bytes[trailer..].copy_from_slice(&(20 * MIB as u32).to_le_bytes());
+    std::fs::write(&gz, bytes).unwrap();
+    let small = IMAGE - 2 * MIB;
+    let drive = FaultyDrive::builder(small).contents(old_stick(small)).build();
+    let ran = run_watched(&mut write_to(&gz, drive.dev()), |_, _| false);
+    ran.expect(4, "too small");
+    assert!(
+        drive.bytes_written() > 0,
+        "refused before writing, not part-way\n{}",
+        ran.transcript
+    );
+    assert_unrecognisable(&drive, &ran.transcript);
+}
+
+#[test]
 fn empty_images_are_refused_and_the_drive_left_alone() {
     require_faulty_drive!();
     let dir = scratch();

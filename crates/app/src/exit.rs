@@ -11,7 +11,8 @@ pub enum Exit {
     Success = 0,
     /// The image is missing, unreadable as an image, empty, corrupt or truncated.
     BadInput = 3,
-    /// The target was refused before anything was written (too small, read-only, busy, exists, declined).
+    /// The target was refused: before anything was written (too small, read-only, busy, exists, declined),
+    /// or part-way when an image whose size could only be estimated turned out larger than the drive.
     Refused = 4,
     /// Reading or writing failed part-way.
     Io = 5,
@@ -64,7 +65,8 @@ Exit codes:
   0  everything written was verified (or --no-verify was given)
   2  wrong command-line usage
   3  bad input: the image is missing, empty, a directory, corrupt or truncated
-  4  target refused before writing: too small, read-only, busy, an existing file, or not confirmed
+  4  target refused: too small (found part-way for an image whose size was only estimated;
+     the drive is then left unrecognisable), read-only, busy, an existing file, or not confirmed
   5  I/O error while reading or writing
   6  verification failed: the drive does not hold the image
   7  cancelled";

@@ -97,7 +97,8 @@ pub enum WriteError {
 pub enum ErrorKind {
     /// The image is unusable.
     BadInput,
-    /// The target was refused before anything was written.
+    /// The target was refused: before anything was written, or part-way when an image
+    /// whose size could only be estimated turned out larger than the drive.
     Refused,
     /// A device or file failed while in use.
     Io,
