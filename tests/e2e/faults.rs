@@ -321,14 +321,17 @@ fn an_image_bigger_than_the_drive_is_refused_and_the_drive_left_alone() {
 #[test]
 fn a_gzip_that_understates_its_size_is_stopped_part_way_as_too_small() {
     // gzip records the size only in its trailer, so a file can claim less than it
-    // holds: 20 MiB claimed, 24 MiB held (8 MiB random, then zeros, so the claim is
+    // holds: 20 MiB claimed, 96 MiB held (8 MiB random, then zeros, so the claim is
     // plausible for the compressed size and passes the check before writing), onto a
     // drive of 22 MiB. The write must stop where the drive ends, say it is too
-    // small, and leave the stick unrecognisable, not hold a cut-off image.
+    // small, and leave the stick unrecognisable, not hold a cut-off image. The
+    // decoder keeps at most a few chunks ahead of the writer, so it is still far from
+    // the trailer (whose size and CRC would also give the lie away, as corrupt data)
+    // when the drive ends.
     require_faulty_drive!();
     let dir = scratch();
     let mut data = Rng::new(29).bytes(8 * MIB as usize);
-    data.resize(IMAGE as usize, 0);
+    data.resize(4 * IMAGE as usize, 0);
     let image = dir.path().join("understated.img");
     std::fs::write(&image, data).unwrap();
     check(tool("gzip").arg("-k").arg("-1").arg(&image));
