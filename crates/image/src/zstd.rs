@@ -13,6 +13,11 @@ use crate::reader::{invalid, truncated};
 const COMPRESSED_BLOCK_RATIO: u64 = 4;
 /// The largest block the format allows, stored or decoded.
 pub(crate) const MAX_BLOCK: usize = 128 << 10;
+/// A frame header descriptor's single-segment flag: the frame has no window
+/// descriptor, and its window is its recorded content size.
+pub(crate) const SINGLE_SEGMENT: u8 = 0x20;
+/// A block header's type field for a block stored as it is.
+pub(crate) const RAW: u32 = 0;
 /// A block header's type field for a block of one byte repeated (RLE).
 pub(crate) const RLE: u32 = 1;
 /// A block header's type field for a compressed block.
@@ -76,7 +81,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
         if descriptor & 0x08 != 0 {
             return Err("a frame header sets its reserved bit".into());
         }
-        let single_segment = descriptor & 0x20 != 0;
+        let single_segment = descriptor & SINGLE_SEGMENT != 0;
         let has_checksum = descriptor & 0x04 != 0;
         let dictionary_len = [0, 1, 2, 4][usize::from(descriptor & 0x03)];
         let size_len = match descriptor >> 6 {
@@ -114,7 +119,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
                 return Err("a block is larger than the format allows".into());
             }
             let stored = match header.kind {
-                0 => {
+                RAW => {
                     guessed += block_size;
                     block_size
                 }
@@ -161,7 +166,7 @@ pub(crate) fn walk<R: Read + Seek>(file: &mut R, file_size: u64) -> Result<Walk,
 pub(crate) struct BlockHeader {
     /// Whether the frame's last block.
     pub(crate) last: bool,
-    /// 0 raw, [`RLE`], [`COMPRESSED`], 3 reserved.
+    /// [`RAW`], [`RLE`], [`COMPRESSED`], 3 reserved.
     pub(crate) kind: u32,
     /// Bytes stored (raw, compressed) or repeated (RLE).
     pub(crate) size: u32,

@@ -23,7 +23,7 @@ use crate::DirectReader;
 use crate::Format;
 use crate::format::{is_skippable_magic, le32};
 use crate::reader::{invalid, name_error, truncated};
-use crate::zstd::{BlockHeader, COMPRESSED, RLE};
+use crate::zstd::{BlockHeader, COMPRESSED, RLE, SINGLE_SEGMENT};
 
 /// Room a buffer needs past the bytes asked for: the largest block the format allows,
 /// since a block is decoded whole once decoding it has started.
@@ -40,8 +40,6 @@ const RLE_IN_EMPTY_FRAME: &str = "a repeated-byte block in a frame of no bytes";
 /// decoder refuses the first two, and its block-at-a-time decoder, which the streaming
 /// one uses unless the whole frame is at hand, the third.
 pub(crate) const STRICTER: [&str; 3] = [SHORT_FRAME, EMPTY_COMPRESSED_BLOCK, RLE_IN_EMPTY_FRAME];
-/// A frame header's single-segment flag: the window is the recorded content size.
-const SINGLE_SEGMENT: u8 = 0x20;
 /// The longest zstd frame header.
 const FRAME_HEADER_MAX: usize = 18;
 
